@@ -1,0 +1,75 @@
+"""drplan's error hierarchy. Adapters map SDK/pyVmomi errors onto these; flows decide retries by type."""
+
+from __future__ import annotations
+
+
+class DrplanError(Exception):
+    """Base of every error drplan raises on purpose. Its message is meant for a DR engineer."""
+
+
+class PlanError(DrplanError):
+    """The plan is invalid. ``problems`` holds every problem, each already formatted FILE:LINE:COL: path: message."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+class AsrError(DrplanError):
+    """An ASR operation failed. Messages name the VM (or group) and the operation."""
+
+    def __init__(self, message: str, *, vm: str = "", operation: str = "", code: str = ""):
+        self.vm, self.operation, self.code = vm, operation, code
+        super().__init__(message)
+
+
+class TransientError(AsrError):
+    """Throttling or a server-side hiccup (429/5xx): safe to retry."""
+
+
+class AgentNotInstalledError(AsrError):
+    """Reprotect to Azure refused because the mobility agent has not re-registered yet: retry within the window."""
+
+
+class PreconditionError(AsrError):
+    """A failback doc rule is not met; ``rule`` names it."""
+
+    def __init__(self, message: str, *, rule: str = "", **kw):
+        self.rule = rule
+        super().__init__(message, **kw)
+
+
+class NotFoundError(AsrError):
+    """The vault, item, point or job does not exist."""
+
+
+class PermissionError_(AsrError):
+    """Authentication or authorisation failure: never retried."""
+
+
+class RecoveryPointError(DrplanError):
+    """No valid recovery point exists for a unit under its policy, or the max_data_loss guard refused it."""
+
+
+class VCenterError(DrplanError):
+    """A vCenter (or simulated on-prem site) operation failed."""
+
+
+class VCenterUnreachable(VCenterError):
+    pass
+
+
+class VCenterTlsError(VCenterError):
+    pass
+
+
+class VCenterLoginError(VCenterError):
+    pass
+
+
+class VCenterPermissionError(VCenterError):
+    pass
+
+
+class BootTimeout(VCenterError):
+    """The VM did not come up (power, tools, IP) within its timeout."""

@@ -1,0 +1,76 @@
+"""The small on-prem protocol: implemented by :mod:`drplan.vcenter` (pyVmomi) and :mod:`drplan.sim.onprem`.
+
+Also the pure checks that preflight lists, computed from one batched :class:`SiteState` read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Protocol, runtime_checkable
+
+from drplan.values import CheckResult, SiteState, VmState
+
+
+@runtime_checkable
+class OnPremSite(Protocol):
+    """What the flows need from vCenter. One instance per run; call :meth:`close` at the end."""
+
+    def read_state(
+        self, vms: Sequence[str], *, port_groups: Sequence[str] = (), datastores: Sequence[str] = ()
+    ) -> SiteState:
+        """Read every named VM (and master target) in one batched round trip.
+
+        Unknown names come back with ``present=False``. A disconnected site returns ``connected=False``
+        (it never raises for that), so preflight can report it as a check.
+        """
+
+    def wait_for_boot(
+        self, vm: str, *, timeout: float, require_tools: bool = True, require_ip: bool = True
+    ) -> VmState:
+        """Wait until the VM is powered on (and tools running / guest IP when required).
+
+        Raises :class:`drplan.errors.BootTimeout` naming what was missing when the timeout passes.
+        The timeout is in the site's own clock (simulated seconds for the simulated estate).
+        """
+
+    def close(self) -> None:
+        """Disconnect. Safe to call twice."""
+
+
+def check_connected(state: SiteState, host: str = "vCenter") -> CheckResult:
+    return CheckResult(
+        name="vcenter-connected",
+        ok=state.connected,
+        subject=host,
+        message="" if state.connected else f"{host} is not connected: failback would fail at disk detach/attach",
+        rule="vCenter connected",
+    )
+
+
+def check_master_target(state: SiteState, name: str) -> CheckResult:
+    vm = state.vms.get(name)
+    if vm is None or not vm.present:
+        return CheckResult(f"master-target {name}", False, f"master target {name} not found in vCenter", name,
+                           "master target present")
+    if vm.has_snapshots:
+        return CheckResult(f"master-target {name}", False,
+                           f"master target {name} has snapshots: remove them before reprotect/failback", name,
+                           "master target has no snapshots")
+    return CheckResult(f"master-target {name}", True, "", name, "master target has no snapshots")
+
+
+def check_vm_present(state: SiteState, name: str) -> CheckResult:
+    vm = state.vms.get(name)
+    ok = vm is not None and vm.present
+    return CheckResult(f"target-vm {name}", ok, "" if ok else f"target VM {name} not found in vCenter", name,
+                       "target VM present")
+
+
+def check_port_group(state: SiteState, name: str) -> CheckResult:
+    ok = name in state.port_groups
+    return CheckResult(f"port-group {name}", ok, "" if ok else f"drill port group {name} not found in vCenter",
+                       name, "drill network present")
+
+
+def failed(checks: Iterable[CheckResult]) -> list[CheckResult]:
+    return [c for c in checks if not c.ok]
