@@ -29,7 +29,9 @@ def parse_duration(value: object) -> float:
         if value.strip() and m and any(m.groups()):
             h, mi, s = (float(g) if g else 0.0 for g in m.groups())
             return h * 3600 + mi * 60 + s
-        raise ValueError(f"invalid duration {value!r}: use a number with h, m or s, like '90s', '30m' or '1h30m'")
+        raise ValueError(
+            f"invalid duration {value!r}: use a number with h, m or s, like '90s', '30m' or '1h30m'"
+        )
     raise ValueError("a duration must be like '90s', '30m' or '1h30m'")
 
 
@@ -84,7 +86,8 @@ class CommitPolicy(StrEnum):
 
 
 class GroupFailbackMode(StrEnum):
-    """How a replication group is failed back: item by item to the common point, or by an ASR recovery plan."""
+    """How a replication group is failed back: item by item to the common point, or by an ASR recovery
+    plan."""
 
     per_item = "per-item"
     recovery_plan = "recovery-plan"
@@ -92,6 +95,8 @@ class GroupFailbackMode(StrEnum):
 
 class SecretRef(_Model):
     """Where a secret comes from at run time. Exactly one of ``env`` or ``prefect_secret``."""
+
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1, "maxProperties": 1})
 
     env: str | None = Field(None, description="environment variable holding the secret")
     prefect_secret: str | None = Field(None, description="name of a Prefect Secret block holding the secret")
@@ -105,7 +110,9 @@ class AzureTarget(_Model):
     vault: str = Field(min_length=1)
     failback_direction: Literal["PrimaryToRecovery", "RecoveryToPrimary"] = Field(
         "PrimaryToRecovery",
-        description="failoverDirection sent for an item-level InMage failback (PowerShell sends PrimaryToRecovery)",
+        description=(
+            "failoverDirection sent for an item-level InMage failback (PowerShell sends PrimaryToRecovery)"
+        ),
     )
 
 
@@ -201,7 +208,9 @@ class ReprotectToAzure(_Model):
     enabled: bool = True
     process_server: str | None = None
     policy: str | None = None
-    agent_registration_window: Duration = Field(1200.0, description="how long to retry 'agent isn't installed'")
+    agent_registration_window: Duration = Field(
+        1200.0, description="how long to retry 'agent isn't installed'"
+    )
 
 
 class FailbackOptions(_Model):
@@ -254,3 +263,9 @@ class Plan(_Model):
     failback: FailbackOptions = FailbackOptions()
     reprotect: ReprotectToOnPrem = ReprotectToOnPrem()
     drill: DrillOptions = DrillOptions()
+
+
+def plan_json_schema() -> dict:
+    """The plan's JSON Schema (draft 2020-12), as committed in ``plans/plan.schema.json``."""
+    schema = Plan.model_json_schema()
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
