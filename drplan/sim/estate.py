@@ -1,0 +1,359 @@
+"""The simulated estate: vault, configuration server, vCenter, master targets, VMs, recovery points,
+operation durations and faults. Loaded from YAML (see ``docs/estate.md``) or generated from a plan.
+
+The model is mutable on purpose: the running simulator reads it live, so tests can flip
+``sim.estate.vcenter.connected`` or ``sim.estate.vm("app-01").migrated`` between calls.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from ruamel.yaml import YAML, YAMLError
+
+from drplan.errors import PlanError
+from drplan.plan import Duration
+from drplan.values import Phase
+
+if TYPE_CHECKING:
+    from drplan.plan import Plan
+
+
+class EstateError(PlanError):
+    """The estate file is invalid; ``problems`` lists every problem."""
+
+
+class _M(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
+
+
+class OsFamily(StrEnum):
+    windows = "windows"
+    linux = "linux"
+
+
+class Vault(_M):
+    subscription_id: str = "00000000-0000-0000-0000-000000000000"
+    resource_group: str = "rg-drplan-sim"
+    name: str = "vault-sim"
+    location: str = "westeurope"
+
+
+class ConfigurationServer(_M):
+    """The classic configuration server; ASR registers it as the VMware fabric."""
+
+    name: str = "cs-01"
+    ip: str = "10.0.0.10"
+    connected: bool = True
+    heartbeat_age: Duration = Field(60.0, description="how long ago its last heartbeat was, at start")
+    fabric: str = Field("vmware-fabric", description="ARM name of the VMware fabric")
+    container: str = Field("vmware-container", description="ARM name of the protection container")
+
+
+class VCenter(_M):
+    name: str = "vcenter-01"
+    host: str = "vcenter.example.local"
+    port: int = 443
+    connected: bool = True
+    port_groups: list[str] = Field(default_factory=lambda: ["VM Network", "drill-network"])
+    datastore_free_gb: int = 2048
+
+
+class MasterTarget(_M):
+    name: str
+    os: OsFamily
+    ip: str = ""
+    snapshots: int = Field(0, ge=0, description="snapshots on the master target VM (must be 0 for reprotect)")
+    retention_drive: str = ""
+    datastores: list[str] = Field(default_factory=lambda: ["datastore1"])
+
+    @model_validator(mode="after")
+    def _defaults(self) -> MasterTarget:
+        if not self.retention_drive:
+            object.__setattr__(
+                self, "retention_drive", "F:" if self.os == OsFamily.windows else "/mnt/retention"
+            )
+        return self
+
+
+class ProcessServer(_M):
+    name: str
+    ip: str = ""
+    site: Literal["azure", "onprem"] = Field(
+        "azure", description="azure: used for failback; onprem: to Azure"
+    )
+
+
+class PointKind(StrEnum):
+    app = "app"
+    crash = "crash"
+
+
+class ExplicitPoint(_M):
+    """One recovery point: an absolute ``time`` or ``ago`` (before the clock start)."""
+
+    time: datetime | None = None
+    ago: Duration | None = None
+    kind: PointKind = PointKind.crash
+    multi_vm_sync: bool = False
+
+    @model_validator(mode="after")
+    def _one_time(self) -> ExplicitPoint:
+        if (self.time is None) == (self.ago is None):
+            raise ValueError("give exactly one of 'time' or 'ago'")
+        if self.time is not None and self.time.tzinfo is None:
+            object.__setattr__(self, "time", self.time.replace(tzinfo=UTC))
+        return self
+
+
+class PointGenerator(_M):
+    """Points made continuously while a VM replicates: crash every N, app-consistent every M."""
+
+    crash_every: Duration = 300.0
+    app_every: Duration = 3600.0
+    retention: Duration = 86400.0
+    jitter: bool = Field(True, description="standalone VMs get a per-VM offset; group members never do")
+
+
+class Durations(_M):
+    """Simulated durations of ASR jobs and on-prem events."""
+
+    failback: Duration = 600.0
+    commit: Duration = 120.0
+    reprotect: Duration = 900.0
+    reprotect_to_azure: Duration = 900.0
+    test_failover: Duration = 600.0
+    test_failover_cleanup: Duration = 180.0
+    failover_cancel: Duration = 300.0
+    failover: Duration = 600.0
+    boot: Duration = Field(120.0, description="power-on to VMware Tools running and guest IP")
+    agent_registration: Duration = Field(900.0, description="on-prem start to agent registered with the CS")
+
+
+class OperationFault(_M):
+    """Make ``operation`` fail for ``vm`` (or every VM when omitted), ``once`` or ``always``."""
+
+    operation: str = Field(description="unplannedFailover, failoverCommit, reProtect, testFailover, ...")
+    vm: str | None = None
+    mode: Literal["once", "always"] = "once"
+    stage: Literal["job", "request"] = Field("job", description="fail the job, or refuse the request")
+    code: str = "SimulatedFailure"
+    message: str = "simulated failure injected by the estate's faults"
+    status: int = Field(500, description="HTTP status when stage is 'request'")
+    fired: int = Field(0, description="times this fault has fired (runtime)")
+
+
+class Faults(_M):
+    """Runtime-adjustable fault injection (``sim.faults``)."""
+
+    seed: int = 0
+    rate_429: float = Field(0.0, ge=0, le=1)
+    rate_500: float = Field(0.0, ge=0, le=1)
+    rate_503: float = Field(0.0, ge=0, le=1)
+    retry_after: int = Field(1, ge=0, description="Retry-After seconds sent with a 429")
+    latency: float = Field(0.0, ge=0, description="real seconds added to every response")
+    operations: list[OperationFault] = Field(default_factory=list)
+
+
+class Settings(_M):
+    enforce_group_failover: bool = Field(
+        False, description="refuse single-item unplanned failover of a member of a multi-VM replication group"
+    )
+    page_size: int | None = Field(None, ge=1, description="list page size (start_simulator's page_size wins)")
+
+
+class Vm(_M):
+    name: str = Field(description="friendly name in ASR (the plan's VM name)")
+    vcenter_name: str | None = None
+    os: OsFamily = OsFamily.linux
+    os_version: str = ""
+    machine_type: Literal["vmware", "physical"] = "vmware"
+    phase: Phase = Phase.reprotected_to_onprem
+    replication_health: Literal["Normal", "Warning", "Critical"] = "Normal"
+    replication_group: str | None = None
+    master_target: str | None = None
+    process_server: str | None = None
+    ip: str | None = Field(None, description="guest IP on-prem once booted")
+    migrated: bool = False
+    moved_resource_group: bool = False
+    azure_vm_deleted: bool = False
+    protection_disabled: bool = False
+    in_configuration_server: bool = True
+    recovery_points: list[ExplicitPoint] | None = Field(None, description="explicit points; None = generator")
+    generator: PointGenerator | None = Field(None, description="per-VM generator override")
+    replicating_since: datetime | None = Field(None, description="start of the current replication (points)")
+    disks_gb: int = 64
+
+    @property
+    def vcenter_vm(self) -> str:
+        return self.vcenter_name or self.name
+
+    @field_validator("replicating_since")
+    @classmethod
+    def _aware(cls, v: datetime | None) -> datetime | None:
+        return v.replace(tzinfo=UTC) if v is not None and v.tzinfo is None else v
+
+    @model_validator(mode="after")
+    def _defaults(self) -> Vm:
+        if not self.os_version:
+            v = "Windows Server 2019" if self.os == OsFamily.windows else "Ubuntu 22.04"
+            object.__setattr__(self, "os_version", v)
+        return self
+
+
+class Estate(_M):
+    """Everything the simulator serves. See ``docs/estate.md``."""
+
+    vault: Vault = Field(default_factory=Vault)
+    start_time: datetime | None = Field(None, description="simulated time at start (default: now)")
+    configuration_server: ConfigurationServer = Field(default_factory=ConfigurationServer)
+    vcenter: VCenter = Field(default_factory=VCenter)
+    master_targets: list[MasterTarget] = Field(default_factory=list)
+    process_servers: list[ProcessServer] = Field(default_factory=list)
+    vms: list[Vm] = Field(default_factory=list)
+    recovery_points: PointGenerator = Field(default_factory=PointGenerator)
+    durations: Durations = Field(default_factory=Durations)
+    faults: Faults = Field(default_factory=Faults)
+    settings: Settings = Field(default_factory=Settings)
+
+    @field_validator("start_time")
+    @classmethod
+    def _aware(cls, v: datetime | None) -> datetime | None:
+        return v.replace(tzinfo=UTC) if v is not None and v.tzinfo is None else v
+
+    @model_validator(mode="after")
+    def _cross_refs(self) -> Estate:
+        problems = []
+        names = [v.name for v in self.vms]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            problems.append(f"duplicate VM names: {', '.join(dup)}")
+        mts = {m.name for m in self.master_targets}
+        pss = {p.name for p in self.process_servers}
+        for v in self.vms:
+            if v.master_target and v.master_target not in mts:
+                problems.append(f"VM {v.name}: unknown master target {v.master_target!r}")
+            if v.process_server and v.process_server not in pss:
+                problems.append(f"VM {v.name}: unknown process server {v.process_server!r}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    # -- lookups -------------------------------------------------------------------------------------------
+    def vm(self, name: str) -> Vm:
+        for v in self.vms:
+            if v.name == name or v.vcenter_vm == name:
+                return v
+        raise KeyError(f"no VM named {name!r} in the estate")
+
+    def master_target(self, name: str) -> MasterTarget:
+        for m in self.master_targets:
+            if m.name == name:
+                return m
+        raise KeyError(f"no master target named {name!r} in the estate")
+
+    def group_members(self, group: str) -> list[Vm]:
+        return [v for v in self.vms if v.replication_group == group]
+
+    # -- YAML ----------------------------------------------------------------------------------------------
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> Estate:
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise EstateError([f"{path}: cannot read estate file: {exc.strerror or exc}"]) from None
+        return cls.from_yaml_text(text, source=str(path))
+
+    @classmethod
+    def from_yaml_text(cls, text: str, *, source: str = "<estate>") -> Estate:
+        try:
+            data = YAML(typ="safe").load(text)
+        except YAMLError as exc:
+            raise EstateError([f"{source}: invalid YAML: {exc}"]) from None
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise EstateError([f"{source}: an estate must be a mapping"])
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            problems = []
+            for err in exc.errors():
+                loc = ".".join(str(p) for p in err["loc"]) or "(top)"
+                problems.append(f"{source}: {loc}: {err['msg']}")
+            raise EstateError(problems) from None
+
+    def to_yaml(self) -> str:
+        data = self.model_dump(mode="json", exclude_none=True)
+        for fault in data.get("faults", {}).get("operations", []):
+            fault.pop("fired", None)
+        buf = io.StringIO()
+        y = YAML()
+        y.default_flow_style = False
+        y.dump(data, buf)
+        return buf.getvalue()
+
+    # -- from a plan -----------------------------------------------------------------------------------------
+    @classmethod
+    def from_plan(
+        cls,
+        plan: Plan,
+        *,
+        seed: int = 0,
+        phase: Phase = Phase.reprotected_to_onprem,
+        phases: dict[str, Phase] | None = None,
+        start_time: datetime | None = None,
+        enforce_group_failover: bool = False,
+    ) -> Estate:
+        """An estate holding every VM, group and master target of ``plan``, all in ``phase``
+        (default: reprotected to on-prem, ready to fail back); ``phases`` overrides it per VM name."""
+        rng = random.Random(seed)
+        phases = dict(phases or {})
+        groups = {m: g.name for g in plan.replication_groups for m in g.members}
+        mts = [
+            MasterTarget(name=m.name, os=OsFamily(m.os.value), ip=f"10.0.1.{10 + i}")
+            for i, m in enumerate(plan.master_targets)
+        ]
+        ps_name = plan.reprotect.process_server or "ps-azure-01"
+        pss = [ProcessServer(name=ps_name, ip="10.1.0.4", site="azure")]
+        to_azure = plan.failback.reprotect_to_azure.process_server or "cs-01"
+        if to_azure != ps_name:
+            pss.append(ProcessServer(name=to_azure, ip="10.0.0.10", site="onprem"))
+        vms = []
+        for i, v in enumerate(plan.vms):
+            vms.append(
+                Vm(
+                    name=v.name,
+                    vcenter_name=v.vcenter_name,
+                    os=OsFamily(v.os.value),
+                    phase=phases.pop(v.name, phase),
+                    replication_group=groups.get(v.name),
+                    master_target=v.master_target,
+                    process_server=ps_name,
+                    ip=f"10.20.{i // 250}.{10 + i % 250}",
+                    disks_gb=rng.choice([32, 64, 128, 256]),
+                )
+            )
+        if phases:
+            raise ValueError(f"phases given for VMs not in the plan: {', '.join(sorted(phases))}")
+        return cls(
+            vault=Vault(
+                subscription_id=plan.azure.subscription_id,
+                resource_group=plan.azure.resource_group,
+                name=plan.azure.vault,
+            ),
+            start_time=start_time,
+            vcenter=VCenter(host=plan.vcenter.host, port=plan.vcenter.port),
+            master_targets=mts,
+            process_servers=pss,
+            vms=vms,
+            faults=Faults(seed=seed),
+            settings=Settings(enforce_group_failover=enforce_group_failover),
+        )

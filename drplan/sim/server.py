@@ -1,0 +1,603 @@
+"""The ARM-compatible HTTPS endpoint: routes, paging, LROs, auth, faults, audit and request counts.
+
+Only what ``azure-mgmt-recoveryservicessiterecovery`` 2.x calls for failback is served (see
+``docs/estate.md``). Long-running actions answer ``202`` with an absolute ``Location``
+(``…/operationresults/{job}``) and ``Retry-After`` (remaining job time in real seconds).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qs, quote, urlsplit
+
+from drplan.sim import shapes
+from drplan.sim.lifecycle import OP_ALLOWED, SimError
+
+if TYPE_CHECKING:
+    from drplan.sim.simulator import Simulator
+
+log = logging.getLogger(__name__)
+_TL = threading.local()
+API_VERSION = "2025-08-01"
+_PREFIX = re.compile(
+    r"^/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/Microsoft\.RecoveryServices"
+    r"/vaults/(?P<vault>[^/]+)(?P<rest>/.*)?$",
+    re.IGNORECASE,
+)
+_ACTIONS = "|".join(OP_ALLOWED)
+_SEG = r"([^/]+)"
+_ITEM = rf"/replicationFabrics/{_SEG}/replicationProtectionContainers/{_SEG}/replicationProtectedItems/{_SEG}"
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    pattern: re.Pattern
+    name: str
+    handler: str
+
+
+def _r(method: str, path: str, name: str, handler: str) -> Route:
+    return Route(method, re.compile(f"^{path}$", re.IGNORECASE), name, handler)
+
+
+ROUTES = [
+    _r("GET", "/replicationFabrics", "ReplicationFabrics_List", "fabrics"),
+    _r("GET", f"/replicationFabrics/{_SEG}", "ReplicationFabrics_Get", "fabric"),
+    _r("GET", "/replicationvCenters", "ReplicationvCenters_List", "vcenters"),
+    _r(
+        "GET",
+        f"/replicationFabrics/{_SEG}/replicationvCenters",
+        "ReplicationvCenters_ListByReplicationFabrics",
+        "vcenters",
+    ),
+    _r("GET", f"/replicationFabrics/{_SEG}/replicationvCenters/{_SEG}", "ReplicationvCenters_Get", "vcenter"),
+    _r("GET", "/replicationProtectionContainers", "ReplicationProtectionContainers_List", "containers"),
+    _r(
+        "GET",
+        f"/replicationFabrics/{_SEG}/replicationProtectionContainers",
+        "ReplicationProtectionContainers_ListByReplicationFabrics",
+        "containers",
+    ),
+    _r(
+        "GET",
+        f"/replicationFabrics/{_SEG}/replicationProtectionContainers/{_SEG}",
+        "ReplicationProtectionContainers_Get",
+        "container",
+    ),
+    _r(
+        "GET",
+        "/replicationRecoveryServicesProviders",
+        "ReplicationRecoveryServicesProviders_List",
+        "providers",
+    ),
+    _r(
+        "GET",
+        f"/replicationFabrics/{_SEG}/replicationRecoveryServicesProviders",
+        "ReplicationRecoveryServicesProviders_ListByReplicationFabrics",
+        "providers",
+    ),
+    _r(
+        "GET",
+        f"/replicationFabrics/{_SEG}/replicationRecoveryServicesProviders/{_SEG}",
+        "ReplicationRecoveryServicesProviders_Get",
+        "provider",
+    ),
+    _r("GET", "/replicationProtectedItems", "ReplicationProtectedItems_List", "items"),
+    _r(
+        "GET",
+        f"/replicationFabrics/{_SEG}/replicationProtectionContainers/{_SEG}/replicationProtectedItems",
+        "ReplicationProtectedItems_ListByReplicationProtectionContainers",
+        "items",
+    ),
+    _r("GET", _ITEM, "ReplicationProtectedItems_Get", "item"),
+    _r("POST", f"{_ITEM}/({_ACTIONS})", "ReplicationProtectedItems_{action}", "item_action"),
+    _r(
+        "GET", f"{_ITEM}/operationresults/{_SEG}", "ReplicationProtectedItems_OperationResults", "item_result"
+    ),
+    _r("GET", f"{_ITEM}/recoveryPoints", "RecoveryPoints_ListByReplicationProtectedItems", "points"),
+    _r("GET", f"{_ITEM}/recoveryPoints/{_SEG}", "RecoveryPoints_Get", "point"),
+    _r("GET", "/replicationJobs", "ReplicationJobs_List", "jobs"),
+    _r("GET", f"/replicationJobs/{_SEG}", "ReplicationJobs_Get", "job"),
+    _r("GET", "/replicationRecoveryPlans", "ReplicationRecoveryPlans_List", "plans"),
+    _r("GET", f"/replicationRecoveryPlans/{_SEG}", "ReplicationRecoveryPlans_Get", "plan"),
+    _r("PUT", f"/replicationRecoveryPlans/{_SEG}", "ReplicationRecoveryPlans_Create", "plan_create"),
+    _r("DELETE", f"/replicationRecoveryPlans/{_SEG}", "ReplicationRecoveryPlans_Delete", "plan_delete"),
+    _r(
+        "POST",
+        f"/replicationRecoveryPlans/{_SEG}/({_ACTIONS})",
+        "ReplicationRecoveryPlans_{action}",
+        "plan_action",
+    ),
+    _r(
+        "GET",
+        f"/replicationRecoveryPlans/{_SEG}/operationresults/{_SEG}",
+        "ReplicationRecoveryPlans_OperationResults",
+        "plan_result",
+    ),
+]
+_FILTER_CLAUSE = re.compile(r"^\s*(\w+)\s+eq\s+'([^']*)'\s*$", re.IGNORECASE)
+
+
+class Response:
+    def __init__(self, status: int, body: dict | None = None, headers: dict[str, str] | None = None):
+        self.status, self.body, self.headers = status, body, headers or {}
+        self.route = ""
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "drplan-sim"
+    sys_version = ""
+    server: SimHTTPServer
+
+    def log_message(self, format: str, *args) -> None:  # noqa: A002 - stdlib signature
+        log.debug("%s " + format, self.address_string(), *args)
+
+    def do_GET(self) -> None:
+        self._handle("GET")
+
+    def do_POST(self) -> None:
+        self._handle("POST")
+
+    def do_PUT(self) -> None:
+        self._handle("PUT")
+
+    def do_DELETE(self) -> None:
+        self._handle("DELETE")
+
+    def _handle(self, method: str) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        sim = self.server.sim
+        try:
+            resp = sim.dispatch(method, self.path, raw, dict(self.headers.items()))
+        except Exception as exc:  # a simulator bug: answer like ARM would, keep serving
+            log.exception("simulator error on %s %s", method, self.path)
+            resp = Response(500, shapes.error("InternalServerError", f"simulator error: {exc}"))
+        if sim.response_hook is not None:
+            sim.response_hook(method, resp.route, resp.status, resp.body)
+        payload = b"" if resp.body is None else json.dumps(resp.body).encode()
+        self.send_response(resp.status)
+        if resp.body is not None:
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(payload)))
+        self.send_header("x-ms-request-id", str(uuid.uuid4()))
+        for k, v in resp.headers.items():
+            self.send_header(k, v)
+        self.end_headers()
+        if payload:
+            self.wfile.write(payload)
+
+
+class SimHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address, sim: Simulator):
+        self.sim = sim
+        super().__init__(address, Handler)
+
+    def handle_error(self, request, client_address) -> None:
+        # Clients that drop the connection or fail the TLS handshake are not the simulator's problem.
+        log.debug("connection from %s ended with an error", client_address, exc_info=True)
+
+
+class Api:
+    """Request dispatch for one :class:`~drplan.sim.simulator.Simulator` (mixed into it)."""
+
+    engine: object
+    page_size: int
+    endpoint: str
+
+    response_hook: Callable[[str, str, int, dict | None], None] | None = None
+
+    def dispatch(self, method: str, target: str, raw: bytes, headers: dict[str, str]) -> Response:
+        """Answer one request; ``Response.route`` names the route (an operationId) for hooks and counts."""
+        _TL.route = "Unknown"
+        resp = self._dispatch(method, target, raw, headers)
+        resp.route = _TL.route
+        return resp
+
+    def _dispatch(self, method: str, target: str, raw: bytes, headers: dict[str, str]) -> Response:
+        sim: Simulator = self  # type: ignore[assignment]
+        latency = sim.estate.faults.latency
+        if latency:
+            time.sleep(latency)
+        url = urlsplit(target)
+        query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
+        auth = {k.lower(): v for k, v in headers.items()}.get("authorization", "")
+        if not auth.lower().startswith("bearer ") or not auth[7:].strip():
+            return Response(
+                401,
+                shapes.error(
+                    "AuthenticationFailed",
+                    "Authentication failed. The 'Authorization' header is missing or is not a bearer token.",
+                ),
+                {"WWW-Authenticate": 'Bearer authorization_uri="https://login.microsoftonline.com/"'},
+            )
+        if url.path.startswith("/drplan-sim/"):  # on-prem site + clock for flows in other processes
+            from drplan.sim import remote
+
+            return remote.dispatch(sim, method, url.path, raw)
+        if url.path.startswith("/drplan-sim/"):  # on-prem site + clock for other processes
+            from drplan.sim import remote
+
+            sim.request_counts[(method, "DrplanSim")] += 1
+            _TL.route = "DrplanSim"
+            return remote.dispatch(sim, method, url.path, raw)
+        m = _PREFIX.match(url.path)
+        route, args = None, ()
+        if m:
+            rest = m.group("rest") or "/"
+            for r in ROUTES:
+                mm = r.pattern.match(rest)
+                if mm and r.method == method:
+                    route, args = r, mm.groups()
+                    break
+        name = route.name if route else "Unknown"
+        if route and "{action}" in name:
+            name = name.format(action=_op_id(args[-1]))
+        sim.request_counts[(method, name)] += 1
+        _TL.route = name
+        if route is None:
+            return Response(
+                404, shapes.error("NotFound", f"no such resource or operation: {method} {url.path}")
+            )
+        v = sim.estate.vault
+        if (m.group("sub").lower(), m.group("rg").lower(), m.group("vault").lower()) != (
+            v.subscription_id.lower(),
+            v.resource_group.lower(),
+            v.name.lower(),
+        ):
+            return Response(
+                404,
+                shapes.error(
+                    "ResourceNotFound",
+                    f"vault {m.group('vault')!r} not found in resource group "
+                    f"{m.group('rg')!r} of subscription {m.group('sub')!r}",
+                ),
+            )
+        if query.get("api-version") != API_VERSION:
+            return Response(
+                400,
+                shapes.error(
+                    "InvalidApiVersionParameter",
+                    f"api-version {query.get('api-version')!r} is not supported; use {API_VERSION}",
+                ),
+            )
+        body = None
+        if raw:
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                return Response(
+                    400, shapes.error("InvalidRequestContent", "the request body is not valid JSON")
+                )
+        mutating = method in ("POST", "PUT", "DELETE")
+        if mutating:
+            sim.request_log.append({"method": method, "route": name, "path": url.path, "body": body})
+        fault = sim.injector.draw()
+        if fault:
+            headers_out = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
+            if mutating:
+                self._audit_request(
+                    name,
+                    args,
+                    body,
+                    outcome="throttled" if fault.status == 429 else "fault",
+                    status=fault.status,
+                    code=fault.code,
+                )
+            return Response(fault.status, shapes.error(fault.code, fault.message), headers_out)
+        host = {k.lower(): v for k, v in headers.items()}.get("host")
+        base = f"https://{host}" if host else sim.endpoint
+        with sim.engine.lock:
+            sim.engine.tick()
+            try:
+                return getattr(self, f"_h_{route.handler}")(
+                    args=args, query=query, body=body, path=url.path, base=base, name=name
+                )
+            except SimError as exc:
+                if mutating:
+                    self._audit_request(
+                        name,
+                        args,
+                        body,
+                        outcome="refused",
+                        status=exc.status,
+                        code=exc.code,
+                        message=exc.message,
+                    )
+                return Response(exc.status, shapes.error(exc.code, exc.message, exc.details))
+
+    # -- helpers ---------------------------------------------------------------------------------------------
+    def _page(self, values: list[dict], query: dict, path: str, base: str) -> Response:
+        try:
+            skip = int(query.get("skipToken") or 0)
+        except ValueError:
+            return Response(400, shapes.error("InvalidSkipToken", "skipToken must be an integer"))
+        size = self.page_size
+        page = values[skip : skip + size]
+        body: dict = {"value": page}
+        if skip + size < len(values):
+            link = f"{base}{path}?api-version={API_VERSION}&skipToken={skip + size}"
+            if "$filter" in query:
+                link += "&$filter=" + quote(query["$filter"], safe="")
+            body["nextLink"] = link
+        return Response(200, body)
+
+    def _check_fabric(self, fabric: str, container: str | None = None) -> None:
+        cs = self.estate.configuration_server  # type: ignore[attr-defined]
+        if fabric.lower() != cs.fabric.lower():
+            raise SimError(404, "NotFound", f"fabric {fabric!r} not found")
+        if container is not None and container.lower() != cs.container.lower():
+            raise SimError(
+                404, "NotFound", f"protection container {container!r} not found in fabric {fabric!r}"
+            )
+
+    def _item(self, args):
+        self._check_fabric(args[0], args[1])
+        it = self.engine.item_by_name(args[2])  # type: ignore[attr-defined]
+        if it is None:
+            raise SimError(404, "NotFound", f"replication protected item {args[2]!r} not found")
+        return it
+
+    def _lro(self, job, base: str, path: str) -> Response:
+        engine = self.engine  # type: ignore[attr-defined]
+        loc = f"{base}{path}/operationresults/{job.name}?api-version={API_VERSION}"
+        retry = int(self.clock.real_seconds(job.remaining(engine.clock.now())))  # type: ignore[attr-defined]
+        return Response(202, None, {"Location": loc, "Retry-After": str(retry)})
+
+    def _audit_request(self, name: str, args, body, **fields) -> None:
+        sim: Simulator = self  # type: ignore[assignment]
+        if name.endswith("_Create"):
+            op, method = "createRecoveryPlan", "PUT"
+        elif name.endswith("_Delete"):
+            op, method = "deleteRecoveryPlan", "DELETE"
+        else:
+            op, method = args[-1], "POST"
+        rec: dict = {"event": "request", "method": method, "operation": op}
+        props = (body or {}).get("properties") or {}
+        rec["direction"] = props.get("failoverDirection")
+        psd = props.get("providerSpecificDetails")
+        if isinstance(psd, dict):
+            rec["recovery_point_type"] = psd.get("recoveryPointType")
+            rec["provider"] = psd.get("instanceType")
+        elif isinstance(psd, list) and psd:
+            rec["recovery_point_type"] = ",".join(
+                str(p.get("recoveryPointType")) for p in psd if isinstance(p, dict)
+            )
+            rec["provider"] = ",".join(str(p.get("instanceType")) for p in psd if isinstance(p, dict))
+        if name.startswith("ReplicationProtectedItems_"):
+            it = sim.engine.item_by_name(args[2])
+            rec.update(target="item", item=args[2], vm=it.vm if it else None)
+        else:
+            rec.update(target="plan", plan=args[0])
+            plan = sim.engine.plans.get(args[0])
+            if plan:
+                rec["vms"] = list(plan.items)
+        rec.update(fields)
+        sim.audit.record(time=sim.clock.now(), **rec)
+
+    def _audit_job(self, name, args, body, job) -> None:
+        points = {vm: p for vm, p in job.points.items()}
+        fields: dict = {"outcome": "accepted", "status": 202, "job": job.name}
+        if job.resource[0] == "item" and points:
+            p = next(iter(points.values()))
+            fields.update(
+                recovery_point=p.name,
+                recovery_point_time=shapes.iso(p.time),
+                recovery_point_consistency=p.type,
+            )
+        elif points:
+            fields["recovery_points"] = {
+                vm: {"name": p.name, "time": shapes.iso(p.time), "consistency": p.type}
+                for vm, p in points.items()
+            }
+        self._audit_request(name, args, body, **fields)
+
+    # -- handlers --------------------------------------------------------------------------------------------
+    def _h_fabrics(self, query, path, base, **_):
+        return self._page([shapes.fabric(self.engine)], query, path, base)  # type: ignore[attr-defined]
+
+    def _h_fabric(self, args, **_):
+        self._check_fabric(args[0])
+        return Response(200, shapes.fabric(self.engine))  # type: ignore[attr-defined]
+
+    def _h_vcenters(self, args, query, path, base, **_):
+        if args:
+            self._check_fabric(args[0])
+        return self._page([shapes.vcenter(self.engine)], query, path, base)  # type: ignore[attr-defined]
+
+    def _h_vcenter(self, args, **_):
+        self._check_fabric(args[0])
+        if args[1].lower() != self.estate.vcenter.name.lower():  # type: ignore[attr-defined]
+            raise SimError(404, "NotFound", f"vCenter {args[1]!r} not found")
+        return Response(200, shapes.vcenter(self.engine))  # type: ignore[attr-defined]
+
+    def _h_containers(self, args, query, path, base, **_):
+        if args:
+            self._check_fabric(args[0])
+        return self._page([shapes.container(self.engine)], query, path, base)  # type: ignore[attr-defined]
+
+    def _h_container(self, args, **_):
+        self._check_fabric(args[0], args[1])
+        return Response(200, shapes.container(self.engine))  # type: ignore[attr-defined]
+
+    def _h_providers(self, args, query, path, base, **_):
+        if args:
+            self._check_fabric(args[0])
+        return self._page([shapes.provider(self.engine)], query, path, base)  # type: ignore[attr-defined]
+
+    def _h_provider(self, args, **_):
+        self._check_fabric(args[0])
+        if args[1].lower() != self.estate.configuration_server.name.lower():  # type: ignore[attr-defined]
+            raise SimError(404, "NotFound", f"recovery services provider {args[1]!r} not found")
+        return Response(200, shapes.provider(self.engine))  # type: ignore[attr-defined]
+
+    def _h_items(self, args, query, path, base, **_):
+        if args:
+            self._check_fabric(args[0], args[1])
+        e = self.engine  # type: ignore[attr-defined]
+        return self._page([shapes.item(e, it) for it in e.item_list()], query, path, base)
+
+    def _h_item(self, args, **_):
+        return Response(200, shapes.item(self.engine, self._item(args)))  # type: ignore[attr-defined]
+
+    def _h_item_action(self, args, body, path, base, name, **_):
+        it = self._item(args)
+        e = self.engine  # type: ignore[attr-defined]
+        job = e.item_action(args[3], it, body or {})
+        self._audit_job(name, args, body, job)
+        return self._lro(job, base, path.rsplit("/", 1)[0])
+
+    def _h_item_result(self, args, base, path, **_):
+        it = self._item(args)
+        return self._result(
+            args[3], base, path.rsplit("/operationresults/", 1)[0], lambda e: shapes.item(e, it)
+        )
+
+    def _result(self, job_name: str, base: str, resource_path: str, render: Callable) -> Response:
+        e = self.engine  # type: ignore[attr-defined]
+        job = e.jobs.get(job_name)
+        if job is None:
+            raise SimError(404, "NotFound", f"operation {job_name!r} not found")
+        if job.running:
+            return self._lro(job, base, resource_path)
+        if job.state == "Succeeded":
+            return Response(200, render(e))
+        code, message, _ = job.errors[0] if job.errors else ("JobFailed", f"job {job.name} {job.state}", "")
+        return Response(400, shapes.error(code, message, [(c, m) for c, m, _ in job.errors]))
+
+    def _h_points(self, args, query, path, base, **_):
+        it = self._item(args)
+        e = self.engine  # type: ignore[attr-defined]
+        return self._page([shapes.point(e, it, p) for p in e.points(it)], query, path, base)
+
+    def _h_point(self, args, **_):
+        it = self._item(args)
+        e = self.engine  # type: ignore[attr-defined]
+        p = e.find_point(it, args[3])
+        if p is None:
+            raise SimError(404, "NotFound", f"recovery point {args[3]!r} not found for VM '{it.vm}'")
+        return Response(200, shapes.point(e, it, p))
+
+    def _h_jobs(self, query, path, base, **_):
+        e = self.engine  # type: ignore[attr-defined]
+        jobs = sorted(e.jobs.values(), key=lambda j: (j.start, j.seq), reverse=True)
+        flt = query.get("$filter")
+        if flt:
+            jobs = [j for j in jobs if _job_matches(j, _parse_filter(flt))]
+        return self._page([shapes.job(e, j) for j in jobs], query, path, base)
+
+    def _h_job(self, args, **_):
+        e = self.engine  # type: ignore[attr-defined]
+        return Response(200, shapes.job(e, e.job_status(args[0])))
+
+    def _h_plans(self, query, path, base, **_):
+        e = self.engine  # type: ignore[attr-defined]
+        return self._page([shapes.plan(e, p) for p in e.plans.values()], query, path, base)
+
+    def _h_plan(self, args, **_):
+        e = self.engine  # type: ignore[attr-defined]
+        return Response(200, shapes.plan(e, e.plan(args[0])))
+
+    def _h_plan_create(self, args, body, name, **_):
+        e = self.engine  # type: ignore[attr-defined]
+        plan = e.create_plan(args[0], body or {})
+        self._audit_request(name, args, body, outcome="accepted", status=200, vms=list(plan.items))
+        return Response(200, shapes.plan(e, plan))
+
+    def _h_plan_delete(self, args, body, name, **_):
+        e = self.engine  # type: ignore[attr-defined]
+        plan = e.plan(args[0])
+        if plan.current_job and e.jobs[plan.current_job].running:
+            raise SimError(409, "OperationInProgress", f"recovery plan {plan.name!r} has a job running")
+        del e.plans[plan.name]
+        self._audit_request(name, args, body, outcome="accepted", status=204)
+        return Response(204)
+
+    def _h_plan_action(self, args, body, path, base, name, **_):
+        e = self.engine  # type: ignore[attr-defined]
+        job = e.plan_action(args[1], e.plan(args[0]), body or {})
+        self._audit_job(name, args, body, job)
+        return self._lro(job, base, path.rsplit("/", 1)[0])
+
+    def _h_plan_result(self, args, base, path, **_):
+        e = self.engine  # type: ignore[attr-defined]
+        plan = e.plan(args[0])
+        return self._result(
+            args[1], base, path.rsplit("/operationresults/", 1)[0], lambda e_: shapes.plan(e_, plan)
+        )
+
+
+def _op_id(action: str) -> str:
+    return {"reProtect": "Reprotect"}.get(action, action[0].upper() + action[1:])
+
+
+def _parse_filter(flt: str) -> dict[str, str]:
+    out = {}
+    for clause in re.split(r"\s+and\s+", flt.strip(), flags=re.IGNORECASE):
+        m = _FILTER_CLAUSE.match(clause)
+        if not m:
+            raise SimError(
+                400,
+                "InvalidFilter",
+                f"unsupported $filter clause {clause!r}: use \"name eq 'value'\" joined by 'and'",
+            )
+        key = m.group(1)
+        known = {
+            "starttime",
+            "endtime",
+            "jobstatus",
+            "jobname",
+            "affectedobjecttypes",
+            "fabricid",
+            "joboutputtype",
+            "timezoneoffset",
+            "targetobjectname",
+            "scenarioname",
+            "targetobjectid",
+        }
+        if key.lower() not in known:
+            raise SimError(400, "InvalidFilter", f"unsupported $filter field {key!r}")
+        out[key.lower()] = m.group(2)
+    return out
+
+
+def _job_matches(job, flt: dict[str, str]) -> bool:
+    def when(s: str) -> datetime:
+        try:
+            return datetime.fromisoformat(s.replace("Z", "+00:00"))
+        except ValueError:
+            raise SimError(400, "InvalidFilter", f"invalid time {s!r} in $filter") from None
+
+    if "starttime" in flt and job.start < when(flt["starttime"]):
+        return False
+    if "endtime" in flt and job.start > when(flt["endtime"]):
+        return False
+    if "jobstatus" in flt and job.state.lower() not in {
+        s.strip().lower() for s in flt["jobstatus"].split(",")
+    }:
+        return False
+    for key, value in (
+        ("jobname", job.scenario),
+        ("scenarioname", job.scenario),
+        ("targetobjectname", job.target_name),
+        ("targetobjectid", job.target_id),
+    ):
+        if key in flt and flt[key].lower() != value.lower():
+            return False
+    types = {s.strip().lower() for s in flt.get("affectedobjecttypes", "").split(",") if s.strip()}
+    return not types or job.target_type.lower() in types
