@@ -24,7 +24,11 @@ class AsrError(DrplanError):
 
 
 class TransientError(AsrError):
-    """Throttling or a server-side hiccup (429/5xx): safe to retry."""
+    """Throttling or a server-side hiccup (429/5xx): safe to retry (after ``retry_after`` seconds, if known)."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw):
+        self.retry_after = retry_after
+        super().__init__(message, **kw)
 
 
 class AgentNotInstalledError(AsrError):
@@ -45,6 +49,14 @@ class NotFoundError(AsrError):
 
 class PermissionError_(AsrError):
     """Authentication or authorisation failure: never retried."""
+
+
+class JobTimeout(AsrError):
+    """An ASR job did not finish before its deadline; it may still be running (``job`` names it)."""
+
+    def __init__(self, message: str, *, job: str = "", **kw):
+        self.job = job
+        super().__init__(message, **kw)
 
 
 class RecoveryPointError(DrplanError):

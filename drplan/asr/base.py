@@ -1,0 +1,149 @@
+"""State and low-level helpers shared by the parts of :class:`drplan.asr.AsrClient`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from azure.core.exceptions import AzureError
+
+from drplan.asr.convert import job_name_from_location
+from drplan.asr.errors import map_error
+from drplan.asr.transport import BoundedARMPolling
+from drplan.clock import REAL_CLOCK, Clock
+from drplan.errors import TransientError
+from drplan.values import Job
+
+log = logging.getLogger("drplan.asr")
+
+WRITE_ATTEMPTS = 5  # a write that hit a transient error is re-issued at most this often (after a phase check)
+
+
+class Started:
+    """What the initial response of an ASR action told us: the job it created and the suggested poll delay."""
+
+    __slots__ = ("job", "retry_after", "status")
+
+    def __init__(self) -> None:
+        self.job: str | None = None
+        self.retry_after: float | None = None
+        self.status: int | None = None
+
+    def hook(self, pipeline_response: Any) -> None:
+        """``raw_response_hook``: read the job id from the 202's ``Location`` (as Azure PowerShell does)."""
+        response = pipeline_response.http_response
+        if response.status_code not in (200, 201, 202):
+            return
+        self.status = response.status_code
+        headers = response.headers
+        self.job = job_name_from_location(headers.get("Location")) or job_name_from_location(
+            headers.get("Azure-AsyncOperation")
+        )
+        try:
+            self.retry_after = float(headers["Retry-After"]) if headers.get("Retry-After") else None
+        except ValueError:
+            self.retry_after = None
+
+
+class AsrBase:
+    """Holds the SDK client, the vault coordinates, the clock and the timing settings."""
+
+    def __init__(
+        self,
+        sdk: Any,
+        *,
+        subscription_id: str = "",
+        resource_group: str,
+        vault: str,
+        clock: Clock = REAL_CLOCK,
+        polling_interval: float = 10.0,
+        job_timeout: float = 4 * 3600.0,
+        direction: str = "PrimaryToRecovery",
+        plan_direction: str = "RecoveryToPrimary",
+    ):
+        self._sdk = sdk
+        self.subscription_id = subscription_id
+        self.resource_group = resource_group
+        self.vault = vault
+        self.clock = clock
+        self.polling_interval = float(polling_interval)
+        self.job_timeout = float(job_timeout)
+        self.direction = direction
+        self.plan_direction = plan_direction
+
+    # -- plumbing -----------------------------------------------------------------------------------------
+    @property
+    def sdk(self) -> Any:
+        """The underlying ``SiteRecoveryManagementClient`` (for drplan.asr's own modules and tests)."""
+        return self._sdk
+
+    def close(self) -> None:
+        self._sdk.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _call(self, vm: str, operation: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run one SDK read (already retried by the client's retry policy), mapping errors."""
+        try:
+            return fn(self.resource_group, self.vault, *args, **kwargs)
+        except AzureError as exc:
+            raise map_error(exc, vm=vm, operation=operation) from None
+
+    def _list(self, vm: str, operation: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> list[Any]:
+        """Run one SDK listing and follow every ``nextLink``, mapping errors."""
+        try:
+            return list(fn(self.resource_group, self.vault, *args, **kwargs))
+        except AzureError as exc:
+            raise map_error(exc, vm=vm, operation=operation) from None
+
+    def _polling(self) -> BoundedARMPolling:
+        return BoundedARMPolling(self.polling_interval, clock=self.clock)
+
+    def _start(self, vm: str, operation: str, begin: Callable[..., Any], *args: Any) -> Started:
+        """Send one ASR action once (no SDK retry, no SDK polling) and return the job it started."""
+        started = Started()
+        try:
+            begin(
+                self.resource_group,
+                self.vault,
+                *args,
+                polling=False,
+                raw_response_hook=started.hook,
+                retry_total=0,
+            )
+        except AzureError as exc:
+            raise map_error(exc, vm=vm, operation=operation) from None
+        log.info("%s of %s accepted (HTTP %s, job %s)", operation, vm, started.status, started.job)
+        return started
+
+    def _issue(
+        self,
+        vm: str,
+        operation: str,
+        send: Callable[[], Started],
+        recheck: Callable[[], Job | None],
+    ) -> Started | Job:
+        """Send a write at most once per landed effect.
+
+        A transient failure (429/5xx, connection) leaves it unknown whether ASR acted, so before re-sending,
+        ``recheck`` reads the item's phase again: if the action is now running or done, that job is returned
+        instead of sending a second write.
+        """
+        for attempt in range(1, WRITE_ATTEMPTS + 1):
+            try:
+                return send()
+            except TransientError as err:
+                if attempt == WRITE_ATTEMPTS:
+                    raise
+                delay = min(err.retry_after or 2.0**attempt, max(self.polling_interval, 1.0) * 6)
+                log.warning("%s; checking whether it landed, then retrying in %ss", err, delay)
+                self.clock.sleep(delay)
+                landed = recheck()
+                if landed is not None:
+                    return landed
+        raise AssertionError("unreachable")

@@ -1,0 +1,198 @@
+"""Replication groups: fail back together, either item by item to the common point or by an ASR recovery plan.
+
+The mode comes from the plan (``failback.group_failback_mode``, per group ``failback_mode``). Per item, every
+member gets ``Custom`` with its own id of the group's common point, all issued before any is awaited. By
+recovery plan, drplan creates (or reuses) an ASR plan holding just the members and fails it over; ASR takes
+no point ids there, so the policy becomes ``LatestTag`` (app-consistent) or ``LatestTime`` (latest).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+
+from drplan.asr.base import AsrBase
+from drplan.errors import AsrError, JobTimeout, PreconditionError, TransientError
+from drplan.plan import GroupFailbackMode, RecoveryPointPolicy
+from drplan.values import ItemRef, Job, JobStatus, RecoveryPoint
+
+
+def recovery_plan_name(group: str) -> str:
+    """The ASR recovery plan drplan owns for a replication group."""
+    return f"drplan-{group}"
+
+
+def plan_point_type(policy: RecoveryPointPolicy | str | None) -> str:
+    return "LatestTime" if policy in (RecoveryPointPolicy.latest, "latest") else "LatestTag"
+
+
+class GroupsMixin(AsrBase):
+    def _all_members(
+        self,
+        group: str,
+        refs: Sequence[ItemRef],
+        operation: str,
+        start: Callable[[ItemRef], Job],
+        *,
+        wait: bool,
+        timeout: float | None,
+        accept_suspended: bool = False,
+    ) -> dict[str, Job]:
+        """Start the operation on every member, then await them all; one error names each failed member."""
+        jobs: dict[str, Job] = {}
+        failures: list[AsrError] = []
+        for ref in refs:
+            try:
+                jobs[ref.vm] = start(ref)
+            except AsrError as err:
+                failures.append(err)
+        if wait:
+            deadline = self.clock.monotonic() + (self.job_timeout if timeout is None else timeout)
+            for ref in refs:
+                job = jobs.get(ref.vm)
+                if job is None or job.done or not job.name or job.state is JobStatus.suspended:
+                    continue
+                try:
+                    done = self.wait_job(
+                        job.name,
+                        deadline,
+                        vm=ref.vm,
+                        operation=operation,
+                        check=True,
+                        accept_suspended=accept_suspended,
+                    )
+                    jobs[ref.vm] = replace(done, reused=job.reused)
+                except AsrError as err:
+                    failures.append(err)
+        if failures:
+            raise _combine(
+                failures,
+                f"{operation} of replication group {group} failed for {len(failures)} of {len(refs)} VMs",
+                operation,
+            )
+        return jobs
+
+    def failback_group(
+        self,
+        group: str,
+        refs: Sequence[ItemRef],
+        *,
+        mode: GroupFailbackMode | str = GroupFailbackMode.per_item,
+        points: Mapping[str, RecoveryPoint] | None = None,
+        policy: RecoveryPointPolicy | str = RecoveryPointPolicy.common_app_consistent,
+        wait: bool = True,
+        timeout: float | None = None,
+    ) -> dict[str, Job]:
+        """Fail a replication group back together.
+
+        ``points`` (from :func:`drplan.points.choose_for_unit`) are required per item for the app-consistent
+        policies; by recovery plan ASR takes no point ids."""
+        if GroupFailbackMode(mode) is GroupFailbackMode.recovery_plan:
+            name = recovery_plan_name(group)
+            self.ensure_recovery_plan(name, refs)
+            job = self.plan_failback(
+                name, refs, point_type=plan_point_type(policy), wait=wait, timeout=timeout
+            )
+            return {r.vm: job for r in refs}
+        points = dict(points or {})
+        lacking = [r.vm for r in refs if r.vm not in points]
+        if lacking and policy not in (RecoveryPointPolicy.latest, "latest"):
+            raise AsrError(
+                f"failback of VM {', '.join(lacking)} (replication group {group}): no recovery point chosen; "
+                "choose the group's common point with drplan.points first",
+                vm=", ".join(lacking),
+                operation="failback",
+            )
+        return self._all_members(
+            group,
+            refs,
+            "failback",
+            lambda r: self.failback(r, points.get(r.vm), point_type="LatestTime", wait=False),
+            wait=wait,
+            timeout=timeout,
+        )
+
+    def commit_group(
+        self,
+        group: str,
+        refs: Sequence[ItemRef],
+        *,
+        mode: GroupFailbackMode | str = GroupFailbackMode.per_item,
+        wait: bool = True,
+        timeout: float | None = None,
+    ) -> dict[str, Job]:
+        if GroupFailbackMode(mode) is GroupFailbackMode.recovery_plan:
+            job = self.plan_commit(recovery_plan_name(group), refs, wait=wait, timeout=timeout)
+            return {r.vm: job for r in refs}
+        return self._all_members(
+            group, refs, "commit", lambda r: self.commit(r, wait=False), wait=wait, timeout=timeout
+        )
+
+    def test_failover_group(
+        self,
+        group: str,
+        refs: Sequence[ItemRef],
+        *,
+        mode: GroupFailbackMode | str = GroupFailbackMode.per_item,
+        points: Mapping[str, RecoveryPoint] | None = None,
+        policy: RecoveryPointPolicy | str = RecoveryPointPolicy.common_app_consistent,
+        network_id: str | None = None,
+        wait: bool = True,
+        timeout: float | None = None,
+    ) -> dict[str, Job]:
+        if GroupFailbackMode(mode) is GroupFailbackMode.recovery_plan:
+            name = recovery_plan_name(group)
+            self.ensure_recovery_plan(name, refs)
+            job = self.plan_test_failover(
+                name,
+                refs,
+                point_type=plan_point_type(policy),
+                network_id=network_id,
+                wait=wait,
+                timeout=timeout,
+            )
+            return {r.vm: job for r in refs}
+        points = dict(points or {})
+        return self._all_members(
+            group,
+            refs,
+            "test failover",
+            lambda r: self.test_failover(r, points.get(r.vm), network_id=network_id, wait=False),
+            wait=wait,
+            timeout=timeout,
+            accept_suspended=True,
+        )
+
+    def test_failover_cleanup_group(
+        self,
+        group: str,
+        refs: Sequence[ItemRef],
+        *,
+        mode: GroupFailbackMode | str = GroupFailbackMode.per_item,
+        wait: bool = True,
+        timeout: float | None = None,
+    ) -> dict[str, Job]:
+        if GroupFailbackMode(mode) is GroupFailbackMode.recovery_plan:
+            job = self.plan_test_failover_cleanup(recovery_plan_name(group), refs, wait=wait, timeout=timeout)
+            return {r.vm: job for r in refs}
+        return self._all_members(
+            group,
+            refs,
+            "test failover cleanup",
+            lambda r: self.test_failover_cleanup(r, wait=False),
+            wait=wait,
+            timeout=timeout,
+        )
+
+
+def _combine(failures: list[AsrError], headline: str, operation: str) -> AsrError:
+    """One error of the first failure's type whose message lists every member's failure."""
+    first = failures[0]
+    kw: dict = {"vm": ", ".join(f.vm for f in failures), "operation": operation, "code": first.code}
+    if isinstance(first, PreconditionError):
+        kw["rule"] = first.rule
+    if isinstance(first, TransientError):
+        kw["retry_after"] = first.retry_after
+    if isinstance(first, JobTimeout):
+        kw["job"] = first.job
+    return type(first)(headline + ":\n  " + "\n  ".join(str(f) for f in failures), **kw)

@@ -1,0 +1,96 @@
+"""ASR jobs: fetch, find the one in flight for an item, wait with a deadline on drplan's clock."""
+
+from __future__ import annotations
+
+from drplan.asr import convert
+from drplan.asr.base import AsrBase, log
+from drplan.asr.errors import job_failure
+from drplan.errors import JobTimeout, NotFoundError
+from drplan.values import ItemRef, Job, JobStatus
+
+ACTIVE = (JobStatus.not_started, JobStatus.in_progress)
+
+
+class JobsMixin(AsrBase):
+    def get_job(self, name: str, *, vm: str = "", operation: str = "get job") -> Job:
+        """One GET of ``replicationJobs/{name}``."""
+        return convert.job(self._call(vm or name, operation, self._sdk.replication_jobs.get, name))
+
+    def wait_job(
+        self,
+        name: str,
+        deadline: float | None = None,
+        *,
+        timeout: float | None = None,
+        vm: str = "",
+        operation: str = "",
+        first_delay: float | None = None,
+        check: bool = False,
+        accept_suspended: bool = False,
+    ) -> Job:
+        """Poll a job until it ends (or is Suspended, waiting for a user action), sleeping on ``self.clock``.
+
+        ``deadline`` is a ``self.clock.monotonic()`` value; ``timeout`` (seconds from now) is the alternative,
+        ``self.job_timeout`` the default. Polls every ``polling_interval`` seconds at most, sooner when the
+        server's ``Retry-After`` (``first_delay``) says so. Raises :class:`JobTimeout` at the deadline
+        (the job may still run). With ``check``, a job that did not succeed raises the mapped
+        :class:`AsrError`.
+        """
+        if deadline is None:
+            deadline = self.clock.monotonic() + (self.job_timeout if timeout is None else timeout)
+        vm = vm or name
+        operation = operation or "wait for job"
+        delay = min(first_delay, self.polling_interval) if first_delay else self.polling_interval
+        while True:
+            job = self.get_job(name, vm=vm, operation=operation)
+            if job.done or job.state is JobStatus.suspended:
+                break
+            left = deadline - self.clock.monotonic()
+            if left <= 0:
+                raise JobTimeout(
+                    f"{operation} of VM {vm}: job {name} ({job.scenario}) is still {job.state} at its "
+                    "deadline; it keeps running in ASR, a re-run awaits it instead of starting another",
+                    vm=vm,
+                    operation=operation,
+                    job=name,
+                )
+            self.clock.sleep(min(delay, left))
+            delay = self.polling_interval
+        log.info("job %s (%s) of %s ended %s", name, job.scenario, vm, job.state)
+        if check:
+            ok = job.state is JobStatus.succeeded or (accept_suspended and job.state is JobStatus.suspended)
+            if not ok:
+                raise job_failure(name, job.errors, vm=vm, operation=operation, state=str(job.state))
+        return job
+
+    def _running(self, job_name: str | None, *, vm: str, operation: str) -> Job | None:
+        """The named job if it still runs (not started, in progress); ``None`` otherwise or if it is gone."""
+        if not job_name:
+            return None
+        try:
+            job = self.get_job(job_name, vm=vm, operation=operation)
+        except NotFoundError:
+            return None
+        return job if job.state in ACTIVE else None
+
+    def inflight_job(self, ref: ItemRef) -> Job | None:
+        """The job running on this item now, if any: ``currentScenario.jobId`` first, then the job list.
+
+        This is how a fresh client (a re-run after a crash) finds the work of the one before it.
+        """
+        state = self.item_state(ref)  # provided by DiscoveryMixin
+        job = self._running(state.current_job, vm=ref.vm, operation="find in-flight job")
+        if job is not None:
+            return job
+        active = "JobStatus eq 'NotStarted,InProgress'"
+        for model in self._list(ref.vm, "find in-flight job", self._sdk.replication_jobs.list, filter=active):
+            candidate = convert.job(model)
+            target_id = (model.properties.target_object_id or "").lower()
+            mine = (
+                candidate.target == ref.vm
+                or (ref.id and target_id == ref.id.lower())
+                or (target_id and target_id == ref.item.lower())
+            )
+            if mine and candidate.state in ACTIVE:
+                return candidate
+        return None

@@ -1,0 +1,108 @@
+"""How the SDK client is built: credential, TLS, one retry policy, bounded polling, all on drplan's clock."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from azure.core.credentials import AccessToken
+from azure.core.pipeline.policies import RetryPolicy
+from azure.mgmt.core.polling.arm_polling import ARMPolling
+from azure.mgmt.recoveryservicessiterecovery import SiteRecoveryManagementClient
+
+from drplan.clock import REAL_CLOCK, Clock
+
+TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+
+
+class StaticTokenCredential:
+    """A fixed bearer token, for the simulator (it accepts any token). Never used against a real vault."""
+
+    def __init__(self, token: str = "drplan-simulator-token"):
+        self._token = token
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        return AccessToken(self._token, int(time.time()) + 3600)
+
+
+class ClockRetryPolicy(RetryPolicy):
+    """azure-core's retry, limited to transient statuses (408/429/5xx), sleeping on drplan's clock.
+
+    Honours ``Retry-After``; never retries 4xx such as 401/403/404/409 even when they carry ``Retry-After``.
+    """
+
+    def __init__(self, *, clock: Clock = REAL_CLOCK, **kwargs: Any):
+        kwargs.setdefault("retry_total", 6)
+        kwargs.setdefault("retry_backoff_factor", 1.0)
+        kwargs.setdefault("retry_backoff_max", 60)
+        super().__init__(**kwargs)
+        self._clock = clock
+
+    def is_retry(self, settings, response) -> bool:
+        if response.http_response.status_code not in TRANSIENT_STATUS:
+            return False
+        return super().is_retry(settings, response)
+
+    def _sleep_for_retry(self, response, transport) -> bool:
+        retry_after = self.get_retry_after(response)
+        if retry_after:
+            self._clock.sleep(min(float(retry_after), self.backoff_max))
+            return True
+        return False
+
+    def _sleep_backoff(self, settings, transport) -> None:
+        backoff = self.get_backoff_time(settings)
+        if backoff > 0:
+            self._clock.sleep(backoff)
+
+
+class BoundedARMPolling(ARMPolling):
+    """ARM polling: the server's ``Retry-After`` capped at ``max_delay``, slept on drplan's clock.
+
+    The SDK's default is 30 s whenever the server sends no ``Retry-After``; a 2-second job must not wait that.
+    """
+
+    def __init__(self, max_delay: float, *, clock: Clock = REAL_CLOCK, **kwargs: Any):
+        super().__init__(max_delay, **kwargs)
+        self._max_delay = max_delay
+        self._clock = clock
+
+    def _extract_delay(self) -> float:
+        return max(0.0, min(super()._extract_delay(), self._max_delay))
+
+    def _sleep(self, delay: float) -> None:
+        self._clock.sleep(delay)
+
+
+def build_sdk_client(
+    subscription_id: str,
+    *,
+    endpoint: str | None = None,
+    ca_file: str | None = None,
+    credential: Any = None,
+    clock: Clock = REAL_CLOCK,
+    polling_interval: float = 10.0,
+    retry_total: int = 6,
+    **kwargs: Any,
+) -> SiteRecoveryManagementClient:
+    """The SDK client: a real vault by default (``DefaultAzureCredential``: environment service principal,
+    managed identity, Azure CLI ...), or ``endpoint`` + ``ca_file`` for the simulator (static token).
+    TLS verification always stays on; ``ca_file`` only changes which CA is trusted."""
+    if credential is None:
+        if endpoint is not None:
+            credential = StaticTokenCredential()
+        else:
+            from azure.identity import DefaultAzureCredential
+
+            credential = DefaultAzureCredential()
+    if endpoint is not None:
+        kwargs["base_url"] = endpoint.rstrip("/")
+    if ca_file is not None:
+        kwargs["connection_verify"] = str(ca_file)
+    return SiteRecoveryManagementClient(
+        credential,
+        subscription_id,
+        retry_policy=ClockRetryPolicy(clock=clock, retry_total=retry_total),
+        polling_interval=polling_interval,
+        **kwargs,
+    )
