@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 import threading
 import time
@@ -137,6 +138,7 @@ class Response:
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out as two writes: avoid the delayed-ACK stall
     server_version = "drplan-sim"
     sys_version = ""
     server: SimHTTPServer
@@ -356,7 +358,8 @@ class Api:
     def _lro(self, job, base: str, path: str) -> Response:
         engine = self.engine  # type: ignore[attr-defined]
         loc = f"{base}{path}/operationresults/{job.name}?api-version={API_VERSION}"
-        retry = int(self.clock.real_seconds(job.remaining(engine.clock.now())))  # type: ignore[attr-defined]
+        # rounded up: Retry-After is whole seconds, and polling before the job ends costs a poll interval
+        retry = math.ceil(self.clock.real_seconds(job.remaining(engine.clock.now())))  # type: ignore[attr-defined]
         return Response(202, None, {"Location": loc, "Retry-After": str(retry)})
 
     def _audit_request(self, name: str, args, body, **fields) -> None:
