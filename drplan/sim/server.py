@@ -228,10 +228,6 @@ class Api:
                 ),
                 {"WWW-Authenticate": 'Bearer authorization_uri="https://login.microsoftonline.com/"'},
             )
-        if url.path.startswith("/drplan-sim/"):  # on-prem site + clock for flows in other processes
-            from drplan.sim import remote
-
-            return remote.dispatch(sim, method, url.path, raw)
         if url.path.startswith("/drplan-sim/"):  # on-prem site + clock for other processes
             from drplan.sim import remote
 

@@ -1,0 +1,158 @@
+"""Remote access to a running simulator's on-prem site and clock, for flows in another process.
+
+A flow process that must outlive nothing (the kill-and-resume test kills it; ``drplan sim start`` serves
+the estate from another terminal) reaches the simulated vCenter through two small JSON routes served next
+to the ARM API on the same HTTPS port (bearer token and TLS like the ARM routes):
+
+* ``GET  /drplan-sim/clock``            → ``{"now": ISO, "monotonic": s, "speed": x}``
+* ``POST /drplan-sim/onprem/read_state`` ``{"vms": [...], "port_groups": [...], "datastores": [...]}``
+  → a :class:`~drplan.values.SiteState` as JSON
+
+:class:`RemoteSite` implements :class:`drplan.onprem.OnPremSite` over them; :class:`RemoteClock` is the
+simulator's clock seen from outside (sleeps ``seconds / speed`` of wall time).
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import asdict
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from drplan.errors import BootTimeout, VCenterUnreachable
+from drplan.onprem import boot_missing
+from drplan.values import SiteState, VmState
+
+if TYPE_CHECKING:
+    from drplan.sim.server import Response
+    from drplan.sim.simulator import Simulator
+
+PREFIX = "/drplan-sim/"
+TOKEN = "drplan-simulator-token"
+
+
+# -- server side -----------------------------------------------------------------------------------------
+def dispatch(sim: Simulator, method: str, path: str, raw: bytes) -> Response:
+    """Answer one ``/drplan-sim/...`` request (called by the simulator's request dispatch)."""
+    from drplan.sim.server import Response
+
+    if method == "GET" and path == PREFIX + "clock":
+        return Response(
+            200,
+            {
+                "now": sim.clock.now().isoformat(),
+                "monotonic": sim.clock.monotonic(),
+                "speed": sim.clock.speed,
+            },
+        )
+    if method == "POST" and path == PREFIX + "onprem/read_state":
+        try:
+            body = json.loads(raw or b"{}")
+        except ValueError:
+            return Response(400, {"error": "the request body is not valid JSON"})
+        state = sim.onprem.read_state(
+            body.get("vms", []),
+            port_groups=body.get("port_groups", []),
+            datastores=body.get("datastores", []),
+        )
+        return Response(
+            200,
+            {
+                "connected": state.connected,
+                "vms": {k: asdict(v) for k, v in state.vms.items()},
+                "port_groups": sorted(state.port_groups),
+                "datastore_free_bytes": state.datastore_free_bytes,
+            },
+        )
+    return Response(404, {"error": f"no such simulator route: {method} {path}"})
+
+
+# -- client side -----------------------------------------------------------------------------------------
+class _Http:
+    def __init__(self, endpoint: str, ca_file: str | None, timeout: float = 30.0):
+        self.endpoint = endpoint.rstrip("/")
+        self.ctx = ssl.create_default_context(cafile=ca_file) if ca_file else ssl.create_default_context()
+        self.timeout = timeout
+
+    def call(self, method: str, route: str, body: dict | None = None) -> dict:
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(
+            self.endpoint + PREFIX + route,
+            data=data,
+            method=method,
+            headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(req, context=self.ctx, timeout=self.timeout) as resp:
+                return json.loads(resp.read() or b"{}")
+        except (urllib.error.URLError, OSError) as exc:
+            raise VCenterUnreachable(f"simulator at {self.endpoint} unreachable ({route}): {exc}") from None
+
+
+class RemoteClock:
+    """The simulator's clock, read over HTTPS; sleeping takes ``seconds / speed`` of wall time."""
+
+    def __init__(self, http: _Http):
+        self._http = http
+        self.speed = float(http.call("GET", "clock")["speed"])
+
+    def now(self) -> datetime:
+        return datetime.fromisoformat(self._http.call("GET", "clock")["now"])
+
+    def monotonic(self) -> float:
+        return float(self._http.call("GET", "clock")["monotonic"])
+
+    def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            time.sleep(seconds / self.speed)
+
+
+class RemoteSite:
+    """:class:`drplan.onprem.OnPremSite` for a simulator running in another process."""
+
+    def __init__(self, endpoint: str, *, ca_file: str | None = None):
+        self._http = _Http(endpoint, ca_file)
+        self.clock = RemoteClock(self._http)
+        self.closed = False
+
+    def read_state(
+        self, vms: Sequence[str], *, port_groups: Sequence[str] = (), datastores: Sequence[str] = ()
+    ) -> SiteState:
+        data = self._http.call(
+            "POST",
+            "onprem/read_state",
+            {"vms": list(vms), "port_groups": list(port_groups), "datastores": list(datastores)},
+        )
+        return SiteState(
+            connected=data["connected"],
+            vms={k: VmState(**v) for k, v in data["vms"].items()},
+            port_groups=frozenset(data["port_groups"]),
+            datastore_free_bytes=dict(data["datastore_free_bytes"]),
+        )
+
+    def wait_for_boot(
+        self, vm: str, *, timeout: float, require_tools: bool = True, require_ip: bool = True
+    ) -> VmState:
+        deadline = self.clock.monotonic() + timeout
+        step = max(1.0, min(15.0, timeout / 50))
+        while True:
+            site = self.read_state([vm])
+            if not site.connected:
+                raise VCenterUnreachable(f"vCenter is not connected (waiting for {vm} to boot)")
+            state = site.vms[vm]
+            missing = boot_missing(state, require_tools=require_tools, require_ip=require_ip)
+            if not missing:
+                return state
+            if self.clock.monotonic() >= deadline:
+                raise BootTimeout(
+                    f"VM {vm} did not come up within {timeout:g}s (simulated): {'; '.join(missing)}"
+                )
+            self.clock.sleep(step)
+
+    def close(self) -> None:
+        self.closed = True

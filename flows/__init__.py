@@ -1,0 +1,1 @@
+"""Prefect flows of drplan: ``failback``, ``drill`` and ``reprotect``; shared parts in ``flows.common``."""

@@ -1,0 +1,416 @@
+"""What every drplan flow shares: plan loading, runtime setup (real / simulated / external simulator),
+the ONE function that turns a compiled graph into task submissions, one-run-per-plan, events and artifacts.
+
+A drill or reprotect flow reuses all of it: it picks the per-unit step kinds (``unit_steps``), the
+post-graph stages (``then``) and the hook filter (``flow_kind``) and calls :func:`submit_graph`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from prefect import get_run_logger
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import (
+    FlowRunFilter,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
+    FlowRunFilterTags,
+)
+from prefect.client.schemas.objects import StateType
+from prefect.events import emit_event
+from prefect.futures import PrefectFuture, wait
+from prefect.runtime import flow_run as current_flow_run
+from prefect.settings import PREFECT_HOME
+from prefect.states import Crashed
+from prefect.utilities.annotations import allow_failure
+
+from drplan import runbook, runtime
+from drplan.report import Report
+from drplan.runlock import PlanBusy, PlanLock, lock_dir
+from drplan.runtime import NodeStatus, Runtime, UnitEvent
+from tasks.common import for_node
+
+log = logging.getLogger(__name__)
+
+#: bound on concurrently running task threads (Prefect's default pool is unbounded; prefect-notes §2)
+MAX_WORKERS = int(os.environ.get("DRPLAN_MAX_WORKERS", "16"))
+ACTIVE = [StateType.RUNNING, StateType.PAUSED, StateType.PENDING, StateType.CANCELLING]
+#: task runs each flow run submitted, by flow run id (the CLI waits until the API has recorded them all)
+SUBMITTED: dict[str, int] = {}
+
+
+def plan_tag(plan_name: str) -> str:
+    return f"drplan-plan:{plan_name}"
+
+
+# -- runtime setup -----------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def open_runtime(
+    plan,
+    graph,
+    *,
+    simulate: bool = False,
+    estate: str | None = None,
+    speed: float = 600.0,
+    dry_run: bool = False,
+) -> Iterator[Runtime]:
+    """Build the run's ASR client, on-prem site and clock, register the runtime, and tear it down after.
+
+    * ``simulate`` (or ``estate``): start the embedded simulator in this process;
+    * env ``DRPLAN_SIM_ENDPOINT`` + ``DRPLAN_SIM_CA_FILE`` (what ``drplan sim start`` prints; ``DRPLAN_ASR_*``
+      also accepted): an external simulator, ASR over HTTPS and its on-prem site via :mod:`drplan.sim.remote`;
+    * otherwise the real vault (Azure credential chain) and the real vCenter.
+    """
+    from drplan.asr import AsrClient
+
+    with contextlib.ExitStack() as stack:
+        endpoint = os.environ.get("DRPLAN_SIM_ENDPOINT") or os.environ.get("DRPLAN_ASR_ENDPOINT")
+        if simulate or estate:
+            from drplan.sim import start_simulator
+            from drplan.sim.estate import Estate
+
+            model = Estate.from_yaml(estate) if estate else Estate.from_plan(plan)
+            sim = stack.enter_context(start_simulator(model, speed=speed))
+            asr = AsrClient.for_vault(plan.azure, endpoint=sim.endpoint, ca_file=sim.ca_file, clock=sim.clock)
+            onprem, clock, mode = sim.onprem, sim.clock, "simulate"
+        elif endpoint:
+            from drplan.sim.remote import RemoteSite
+
+            ca_file = os.environ.get("DRPLAN_SIM_CA_FILE") or os.environ.get("DRPLAN_ASR_CA_FILE")
+            onprem = RemoteSite(endpoint, ca_file=ca_file)
+            clock = onprem.clock
+            asr = AsrClient.for_vault(plan.azure, endpoint=endpoint, ca_file=ca_file, clock=clock)
+            mode = "external-sim"
+        else:
+            from drplan.errors import VCenterError
+            from drplan.vcenter import VCenterSite
+
+            asr = AsrClient.for_vault(plan.azure)
+            try:
+                onprem = VCenterSite.from_plan(plan.vcenter, secret_loader=_prefect_secret)
+            except VCenterError as exc:  # reported by preflight with every other failed check
+                onprem = _UnreachableSite(exc)
+            clock, mode = None, "real"
+        stack.callback(_close, onprem)
+        if hasattr(asr, "close"):
+            stack.callback(asr.close)
+        kwargs = {"clock": clock} if clock is not None else {}
+        rt = Runtime(plan=plan, graph=graph, asr=asr, onprem=onprem, dry_run=dry_run, mode=mode, **kwargs)
+        runtime.register(rt)
+        stack.callback(runtime.unregister, rt.key)
+        yield rt
+
+
+class _UnreachableSite:
+    """The on-prem site when connecting failed: every read raises that error (preflight lists it)."""
+
+    def __init__(self, error: Exception):
+        self.error = error
+
+    def read_state(self, vms, *, port_groups=(), datastores=()):
+        raise self.error
+
+    def wait_for_boot(self, vm, *, timeout, require_tools=True, require_ip=True):
+        raise self.error
+
+    def close(self) -> None:
+        pass
+
+
+def _prefect_secret(name: str) -> str:
+    from prefect.blocks.system import Secret
+
+    return Secret.load(name).get()
+
+
+def _close(site) -> None:
+    with contextlib.suppress(Exception):
+        site.close()
+
+
+# -- one run per plan ------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def exclusive_run(plan_name: str, flow_kind: str, *, enabled: bool = True) -> Iterator[PlanLock | None]:
+    """Refuse to start while another run of the same plan is active; tag this flow run with the plan.
+
+    Two guards: a host-local ``flock`` (dropped by the kernel when its process dies) and the API: an active
+    flow run tagged with the plan. An active run that the lock file names as the previous, now dead, holder
+    is a leftover of a killed process: it is marked Crashed and this run continues from ASR's state.
+    """
+    if not enabled:  # a dry run writes nothing: it neither takes nor waits for the plan
+        yield None
+        return
+    run_id = str(current_flow_run.id or "")
+    lock = PlanLock(plan_name, lock_dir(PREFECT_HOME.value()))
+    previous = lock.acquire(flow_run=run_id, flow=flow_kind)
+    try:
+        if run_id:
+            _claim_in_api(plan_name, flow_kind, run_id, previous)
+        yield lock
+    finally:
+        lock.release()
+
+
+def _claim_in_api(plan_name: str, flow_kind: str, run_id: str, previous: dict) -> None:
+    tag = plan_tag(plan_name)
+    with get_client(sync_client=True) as client:
+        me = client.read_flow_run(run_id)
+        client.update_flow_run(me.id, tags=sorted({*me.tags, "drplan", tag, f"drplan-flow:{flow_kind}"}))
+        active = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                tags=FlowRunFilterTags(all_=[tag]),
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=ACTIVE)),
+            )
+        )
+        for other in active:
+            if str(other.id) == run_id:
+                continue
+            stale = previous.get("flow_run") == str(other.id) and previous.get("host") == socket.gethostname()
+            if stale:
+                client.set_flow_run_state(
+                    other.id,
+                    Crashed(message=f"its process (pid {previous.get('pid')}) died; superseded by {run_id}"),
+                    force=True,
+                )
+                get_run_logger().warning(
+                    "flow run %s (%s) of plan %s was left running by a killed process: "
+                    "marked Crashed; continuing from ASR's state",
+                    other.name,
+                    other.id,
+                    plan_name,
+                )
+                continue
+            raise PlanBusy(
+                f"plan {plan_name} already has an active run: flow run {other.name} ({other.id}) is "
+                f"{other.state_name or other.state_type}; wait for it to finish or cancel it "
+                f"(prefect flow-run cancel {other.id})"
+            )
+
+
+# -- the ONE submit function -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Stage:
+    """A post-graph stage: a step kind run per unit, or once for the whole plan (a gate) as node ``node``."""
+
+    kind: str
+    per_unit: bool = True
+    node: str = ""
+
+
+@dataclass
+class Submitted:
+    futures: dict[tuple[str, str], PrefectFuture] = field(default_factory=dict)  # (kind, node) -> future
+    terminal: dict[str, PrefectFuture] = field(
+        default_factory=dict
+    )  # graph node -> its last graph-phase future
+
+    @property
+    def all(self) -> list[PrefectFuture]:
+        return list(self.futures.values())
+
+
+def submit_graph(
+    rt: Runtime,
+    *,
+    unit_steps: Sequence[str] = ("failback", "verify"),
+    hook_kind: str = "hook",
+    flow_kind: str = "failback",
+    then: Sequence[Stage] = (),
+) -> Submitted:
+    """Turn the compiled plan graph into task submissions whose ``wait_for`` edges are the plan's edges.
+
+    Graph phase, in topological order: a unit becomes a chain of ``unit_steps`` tasks (e.g. ``failback X`` →
+    ``verify X``), a hook one ``hook_kind`` task; a node's first task waits for the terminal task of each of
+    its graph predecessors (hooks that do not run in ``flow_kind`` are looked through). Then each ``then``
+    stage: a gate waits for the graph's sinks; a per-unit stage waits for the gate just before it, or else
+    for the unit's previous task. Every ``wait_for`` is ``allow_failure`` so a failed upstream leads to an
+    explicit *Skipped* state naming the reason, never a silent NotReady.
+    """
+    out = Submitted()
+    key, graph = rt.key, rt.graph
+
+    def submit(kind: str, node: str, upstream: Sequence[PrefectFuture]) -> PrefectFuture:
+        future = for_node(kind, key, node).submit(key, node, wait_for=[allow_failure(f) for f in upstream])
+        out.futures[(kind, node)] = future
+        return future
+
+    nodes = [n for n in graph.order if runbook.in_flow(rt, n, flow_kind)]
+    preds = {n: runbook.effective_predecessors(rt, n, flow_kind) for n in nodes}
+    for node in nodes:
+        upstream = [out.terminal[p] for p in preds[node]]
+        kinds = (hook_kind,) if graph.units[node].kind == "hook" else tuple(unit_steps)
+        for kind in kinds:
+            upstream = [submit(kind, node, upstream)]
+        out.terminal[node] = upstream[0]
+
+    has_succ = {p for n in nodes for p in preds[n]}
+    sinks = [out.terminal[n] for n in nodes if n not in has_succ]
+    units = [n for n in nodes if graph.units[n].kind != "hook"]
+    last = {n: [out.terminal[n]] for n in units}
+    gate: list[PrefectFuture] | None = None
+    for stage in then:
+        if not stage.per_unit:
+            gate = [submit(stage.kind, stage.node, sinks)]
+            continue
+        for n in units:
+            last[n] = [submit(stage.kind, n, gate if gate is not None else last[n])]
+        gate = None
+    return out
+
+
+# -- monitoring: events, progress, report ----------------------------------------------------------------
+class Monitor:
+    """Listener turning unit transitions into Prefect events and progress-artifact updates."""
+
+    def __init__(self, rt: Runtime, flow_kind: str):
+        self.rt, self.flow_kind = rt, flow_kind
+        self.units = [n for n, u in rt.graph.units.items() if u.kind != "hook"]
+        self.progress_id = None
+
+    def start(self) -> None:
+        self.progress_id = create_progress_artifact(
+            0.0,
+            key=_artifact_key(self.rt.plan.name, "progress"),
+            description=f"{self.flow_kind} of plan {self.rt.plan.name}: units done / total",
+        )
+
+    def __call__(self, event: UnitEvent) -> None:
+        if event.run_key != self.rt.key:
+            return
+        plan = self.rt.plan.name
+        emit_event(
+            event=f"drplan.unit.{event.transition}",
+            resource={
+                "prefect.resource.id": f"drplan.unit.{plan}.{event.node}",
+                "prefect.resource.name": event.node,
+                "drplan.plan": plan,
+                "drplan.kind": self.rt.graph.units[event.node].kind
+                if event.node in self.rt.graph.units
+                else "gate",
+            },
+            payload={"message": event.message, "flow": self.flow_kind, "mode": self.rt.mode, **event.payload},
+        )
+        if self.progress_id is not None and event.transition in ("verified", "failed", "skipped"):
+            final = {
+                NodeStatus.verified,
+                NodeStatus.committed,
+                NodeStatus.reprotected,
+                NodeStatus.failed,
+                NodeStatus.skipped,
+            }
+            done = sum(1 for u in self.units if self.rt.get(u) in final)
+            with contextlib.suppress(Exception):
+                update_progress_artifact(self.progress_id, 100.0 * done / max(1, len(self.units)))
+
+    def finish(self) -> None:
+        if self.progress_id is not None:
+            with contextlib.suppress(Exception):
+                update_progress_artifact(self.progress_id, 100.0)
+
+
+def _artifact_key(plan_name: str, what: str) -> str:
+    # artifact keys: lowercase letters, numbers and dashes only
+    import re
+
+    return re.sub(r"[^a-z0-9-]+", "-", f"drplan-{plan_name}-{what}".lower()).strip("-")
+
+
+def publish_report(report: Report, flow_kind: str) -> None:
+    """The run's markdown report and the same rows as a table artifact."""
+    create_markdown_artifact(
+        report.markdown(),
+        key=_artifact_key(report.plan_name, f"{flow_kind}-report"),
+        description=f"drplan {flow_kind} report for plan {report.plan_name}",
+    )
+    rows = report.table()
+    if rows:
+        create_table_artifact(
+            rows,
+            key=_artifact_key(report.plan_name, f"{flow_kind}-table"),
+            description=f"drplan {flow_kind} per-VM rows for plan {report.plan_name}",
+        )
+
+
+def wait_all(submitted: Submitted) -> None:
+    wait(submitted.all)
+
+
+def record_submitted(count: int) -> None:
+    run_id = current_flow_run.id
+    if run_id:
+        SUBMITTED[str(run_id)] = count
+
+
+def plan_path(plan: str | os.PathLike) -> Path:
+    return Path(plan).expanduser()
+
+
+def result_summary(rt: Runtime, report: Report, **extra: Any) -> dict[str, Any]:
+    failed, skipped = runbook.outcome(rt)
+    return {
+        "plan": rt.plan.name,
+        "mode": rt.mode,
+        "outcome": report.outcome,
+        "failed": failed,
+        "skipped": skipped,
+        "rows": report.table(),
+        "would": list(rt.would),
+        **extra,
+    }
+
+
+# -- CLI support (the drplan library must not import Prefect) -----------------------------------------------
+def resume_when_paused(flow_run_id, answer, *, timeout: float = 300.0) -> bool:
+    """Wait until the flow run is Paused, then resume it with ``answer()`` as its run input."""
+    import time
+
+    from prefect.flow_runs import resume_flow_run
+
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        while True:
+            run = client.read_flow_run(flow_run_id)
+            if run.state and run.state.is_paused():
+                break
+            if (run.state and run.state.is_final()) or time.monotonic() > deadline:
+                return False
+            time.sleep(0.5)
+    resume_flow_run(flow_run_id, run_input=answer())
+    return True
+
+
+def wait_until_recorded(flow_run_id, expected: int, timeout: float = 60.0) -> bool:
+    """Wait (bounded) until the API has recorded every task run of the flow run, each in a final state.
+
+    The ephemeral local server dies with this process together with its unrecorded events (prefect-notes §1),
+    so the CLI calls this before exiting.
+    """
+    import time
+
+    from prefect.client.schemas.filters import FlowRunFilterId
+
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        while True:
+            runs = client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+            )
+            if len(runs) >= expected and all(r.state and r.state.is_final() for r in runs):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.5)

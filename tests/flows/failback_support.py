@@ -1,0 +1,23 @@
+"""Shared constants and estates of the failback flow tests (imported by conftest and the test modules)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+THREE_TIER = ROOT / "plans" / "three-tier.yaml"
+#: simulated seconds per wall second: a whole three-tier failback takes a few wall seconds
+SPEED = 600.0
+
+
+def three_tier_estate(**durations):
+    """The three-tier plan's estate: app-consistent points every 10 minutes, so the plan's 30-minute
+    max_data_loss guard of group ``sql`` holds; the agent re-registers 19 minutes after power-on, inside the
+    plan's 20-minute window, so reprotect meets "agent isn't installed" first."""
+    from drplan.loader import load_plan
+    from drplan.sim.estate import Estate, PointGenerator
+
+    estate = Estate.from_plan(load_plan(THREE_TIER))
+    estate.recovery_points = PointGenerator(app_every=600)
+    estate.durations = estate.durations.model_copy(update={"agent_registration": 1140.0, **durations})
+    return estate
