@@ -42,6 +42,9 @@ err = Console(stderr=True)
 def _quiet_prefect_console() -> None:
     """Keep Prefect's INFO lines (still sent to the API) off the terminal while the live display runs."""
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+    # DR networks are often closed: no telemetry calls (and no error lines when they cannot get out).
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("DRPLAN_APPROVAL_POLL_SECONDS", "1")
     # the local engine's first start migrates a fresh SQLite database: allow for a busy machine
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
