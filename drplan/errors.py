@@ -8,7 +8,7 @@ class DrplanError(Exception):
 
 
 class PlanError(DrplanError):
-    """The plan is invalid. ``problems`` holds every problem, each already formatted FILE:LINE:COL: path: message."""
+    """The plan is invalid. ``problems`` holds every problem, formatted ``FILE:LINE:COL: path: message``."""
 
     def __init__(self, problems: list[str]):
         self.problems = list(problems)
@@ -24,7 +24,7 @@ class AsrError(DrplanError):
 
 
 class TransientError(AsrError):
-    """Throttling or a server-side hiccup (429/5xx): safe to retry (after ``retry_after`` seconds, if known)."""
+    """Throttling or a server-side hiccup (429/5xx): safe to retry, after ``retry_after`` s if known."""
 
     def __init__(self, message: str, *, retry_after: float | None = None, **kw):
         self.retry_after = retry_after
@@ -32,7 +32,7 @@ class TransientError(AsrError):
 
 
 class AgentNotInstalledError(AsrError):
-    """Reprotect to Azure refused because the mobility agent has not re-registered yet: retry within the window."""
+    """Reprotect to Azure refused: the mobility agent has not re-registered yet. Retry within the window."""
 
 
 class PreconditionError(AsrError):

@@ -79,7 +79,9 @@ class Job:
     start: datetime | None = None
     end: datetime | None = None
     errors: tuple[str, ...] = ()
-    reused: bool = False  # True when drplan did not start this job now: it was already running, or already done
+    reused: bool = (
+        False  # True when drplan did not start this job now: it was already running, or already done
+    )
 
     @property
     def done(self) -> bool:

@@ -42,6 +42,7 @@ from drplan import runbook, runtime
 from drplan.report import Report
 from drplan.runlock import PlanBusy, PlanLock, lock_dir
 from drplan.runtime import NodeStatus, Runtime, UnitEvent
+from drplan.targets import open_targets
 from tasks.common import for_node
 
 log = logging.getLogger(__name__)
@@ -68,78 +69,32 @@ def open_runtime(
     speed: float = 600.0,
     dry_run: bool = False,
 ) -> Iterator[Runtime]:
-    """Build the run's ASR client, on-prem site and clock, register the runtime, and tear it down after.
-
-    * ``simulate`` (or ``estate``): start the embedded simulator in this process;
-    * env ``DRPLAN_SIM_ENDPOINT`` + ``DRPLAN_SIM_CA_FILE`` (what ``drplan sim start`` prints; ``DRPLAN_ASR_*``
-      also accepted): an external simulator, ASR over HTTPS and its on-prem site via :mod:`drplan.sim.remote`;
-    * otherwise the real vault (Azure credential chain) and the real vCenter.
-    """
-    from drplan.asr import AsrClient
-
-    with contextlib.ExitStack() as stack:
-        endpoint = os.environ.get("DRPLAN_SIM_ENDPOINT") or os.environ.get("DRPLAN_ASR_ENDPOINT")
-        if simulate or estate:
-            from drplan.sim import start_simulator
-            from drplan.sim.estate import Estate
-
-            model = Estate.from_yaml(estate) if estate else Estate.from_plan(plan)
-            sim = stack.enter_context(start_simulator(model, speed=speed))
-            asr = AsrClient.for_vault(plan.azure, endpoint=sim.endpoint, ca_file=sim.ca_file, clock=sim.clock)
-            onprem, clock, mode = sim.onprem, sim.clock, "simulate"
-        elif endpoint:
-            from drplan.sim.remote import RemoteSite
-
-            ca_file = os.environ.get("DRPLAN_SIM_CA_FILE") or os.environ.get("DRPLAN_ASR_CA_FILE")
-            onprem = RemoteSite(endpoint, ca_file=ca_file)
-            clock = onprem.clock
-            asr = AsrClient.for_vault(plan.azure, endpoint=endpoint, ca_file=ca_file, clock=clock)
-            mode = "external-sim"
-        else:
-            from drplan.errors import VCenterError
-            from drplan.vcenter import VCenterSite
-
-            asr = AsrClient.for_vault(plan.azure)
-            try:
-                onprem = VCenterSite.from_plan(plan.vcenter, secret_loader=_prefect_secret)
-            except VCenterError as exc:  # reported by preflight with every other failed check
-                onprem = _UnreachableSite(exc)
-            clock, mode = None, "real"
-        stack.callback(_close, onprem)
-        if hasattr(asr, "close"):
-            stack.callback(asr.close)
-        kwargs = {"clock": clock} if clock is not None else {}
-        rt = Runtime(plan=plan, graph=graph, asr=asr, onprem=onprem, dry_run=dry_run, mode=mode, **kwargs)
+    """Build the run's ASR client, on-prem site and clock (:func:`drplan.targets.open_targets`), register
+    the runtime, and tear it down after."""
+    with open_targets(
+        plan, simulate=simulate, estate=estate, speed=speed, secret_loader=_prefect_secret
+    ) as targets:
+        kwargs = {"clock": targets.clock} if targets.mode != "real" else {}
+        rt = Runtime(
+            plan=plan,
+            graph=graph,
+            asr=targets.asr,
+            onprem=targets.onprem,
+            dry_run=dry_run,
+            mode=targets.mode,
+            **kwargs,
+        )
         runtime.register(rt)
-        stack.callback(runtime.unregister, rt.key)
-        yield rt
-
-
-class _UnreachableSite:
-    """The on-prem site when connecting failed: every read raises that error (preflight lists it)."""
-
-    def __init__(self, error: Exception):
-        self.error = error
-
-    def read_state(self, vms, *, port_groups=(), datastores=()):
-        raise self.error
-
-    def wait_for_boot(self, vm, *, timeout, require_tools=True, require_ip=True):
-        raise self.error
-
-    def close(self) -> None:
-        pass
+        try:
+            yield rt
+        finally:
+            runtime.unregister(rt.key)
 
 
 def _prefect_secret(name: str) -> str:
     from prefect.blocks.system import Secret
 
     return Secret.load(name).get()
-
-
-def _close(site) -> None:
-    with contextlib.suppress(Exception):
-        site.close()
 
 
 # -- one run per plan ------------------------------------------------------------------------------------

@@ -275,10 +275,43 @@ def show_dry_run(
 
 @app.command("plan")
 @cli_errors
-def plan_cmd(plan: PlanArg, json_out: JsonOpt = False) -> None:
-    """Dry run: order, generations, estimated RTO and each unit's recovery point policy. Changes nothing."""
+def plan_cmd(
+    plan: PlanArg,
+    json_out: JsonOpt = False,
+    simulate: Annotated[
+        bool, typer.Option("--simulate", help="read the points from the embedded simulated estate")
+    ] = False,
+    estate: Annotated[
+        Path | None, typer.Option("--estate", help="simulated estate file (implies --simulate)")
+    ] = None,
+    connect: Annotated[
+        bool,
+        typer.Option("--connect", help="read the points from the plan's real vault (or DRPLAN_SIM_ENDPOINT)"),
+    ] = False,
+) -> None:
+    """Dry run: order, generations, estimated RTO and each unit's recovery point policy. Changes nothing.
+
+    With --simulate or --connect it also reads ASR and shows the recovery point each VM would fail back to,
+    its time and its data-loss window.
+    """
     loaded, compiled = load_and_compile(plan)
-    show_dry_run(loaded, compiled, json_out=json_out)
+    if not (simulate or estate or connect):
+        show_dry_run(loaded, compiled, json_out=json_out)
+        return
+    from drplan.preview import chosen_points
+    from drplan.targets import open_targets
+
+    with open_targets(loaded, simulate=simulate, estate=str(estate) if estate else None) as targets:
+        columns, choices = chosen_points(compiled, targets.asr, targets.clock.now())
+    report = dry_run_report(loaded, compiled, columns)
+    report["mode"] = targets.mode
+    report["choices"] = choices
+    if json_out:
+        _print_json(report)
+    else:
+        print_dry_run(report)
+    if any("problem" in cols for cols in columns.values()):
+        raise typer.Exit(1)
 
 
 # -- schema ------------------------------------------------------------------------------------------

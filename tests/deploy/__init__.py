@@ -1,0 +1,1 @@
+"""End-to-end tests of prefect.yaml against a real prefect server."""
