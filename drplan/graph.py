@@ -16,7 +16,7 @@ from typing import Literal
 
 import networkx as nx
 
-from drplan.loader import load_plan
+from drplan.loader import gc_paused, load_plan
 from drplan.plan import (
     DEFAULT_DURATIONS,
     ApprovalHook,
@@ -132,8 +132,9 @@ class RecoveryGraph:
 
 def load_and_compile(path: str | FsPath) -> tuple[Plan, RecoveryGraph]:
     """Load, validate and compile a plan file. Raises PlanError listing every problem."""
-    plan = load_plan(path)
-    return plan, compile_plan(plan)
+    with gc_paused():  # 10^5 long-lived objects: see drplan.loader.gc_paused
+        plan = load_plan(path)
+        return plan, compile_plan(plan)
 
 
 def compile_plan(plan: Plan) -> RecoveryGraph:

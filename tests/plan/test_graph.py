@@ -36,7 +36,7 @@ def test_group_is_one_unit_with_its_members(three_tier):
     assert sql.kind == "group"
     assert sql.vm_names == ("sql-01", "sql-02")
     assert sql.policy == "common-app-consistent"
-    assert sql.max_data_loss == 1800
+    assert sql.max_data_loss == 7200  # plans/three-tier.yaml: 2h
     assert sql.failback_mode == "per-item"
     assert sql.verify_timeout == 600
     assert g.unit_of("sql-02") is sql

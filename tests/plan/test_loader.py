@@ -117,3 +117,16 @@ def test_hook_union_tag_is_not_part_of_the_path():
         "hooks:\n  - {name: h, kind: shell, command: x, timout: 5m}\n"
     )
     assert problems == ["plan.yaml:7:40: hooks[0].timout: unknown field 'timout' (did you mean 'timeout'?)"]
+
+
+def test_a_master_target_with_a_bad_os_is_not_also_unknown_to_its_vms():
+    problems = problems_of(
+        "name: t\nazure: {subscription_id: s, resource_group: r, vault: v}\n"
+        "vcenter: {host: h, username: u, password: {env: PW}}\n"
+        "master_targets: [{name: mt, os: linx}]\n"
+        "vms: [{name: a, os: linux, master_target: mt}]\n"
+    )
+    assert problems == [
+        "plan.yaml:4:33: master_targets[0].os: invalid value 'linx': expected 'windows' or 'linux' "
+        "(did you mean 'linux'?)"
+    ]
