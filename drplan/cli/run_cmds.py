@@ -69,7 +69,7 @@ class Progress:
     def table(self) -> Table:
         t = Table(title="units", expand=False)
         for col in ("unit", "kind", "status", "detail"):
-            t.add_column(col)
+            t.add_column(col, overflow="fold")
         for node, (status, detail) in self.state.items():
             kind = self.graph.units[node].kind if node in self.graph.units else "gate"
             style = _STYLE.get(status, "")
@@ -214,7 +214,7 @@ def _print_summary(console: Console, result: dict) -> None:
     elif rows:
         t = Table(title=f"{result.get('plan')}: {result.get('outcome')}")
         for col in ("unit", "vm", "status", "point", "data loss", "verified", "commit", "reprotect", "RTO"):
-            t.add_column(col)
+            t.add_column(col, overflow="fold")  # fold, never cut: a DR report must be read whole
         for r in rows:
             kind = {"app-consistent": "app", "crash-consistent": "crash"}.get(r.get("point_kind", ""), "")
             point = f"{kind} {_short(r.get('point_time', ''))}".strip()
@@ -305,7 +305,7 @@ def _print_columns(console: Console, result: dict) -> None:
     t = Table(title=f"{result.get('plan')}: {result.get('outcome')}")
     columns = list(result["columns"])
     for col in columns:
-        t.add_column(col.replace("_", " "))
+        t.add_column(col.replace("_", " "), overflow="fold")
     for r in result["rows"]:
         t.add_row(*(str(r.get(c, "")) for c in columns))
     console.print(t)
