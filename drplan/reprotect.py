@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from drplan import runbook
+from drplan import preconditions, runbook
 from drplan.errors import DrplanError, PreconditionError
 from drplan.onprem import check_connected, check_master_target
 from drplan.plan import format_duration
@@ -49,9 +49,7 @@ class Inputs:
     source: str = "plan"  # plan | simulated estate defaults
 
 
-def _os(text: str | None) -> str | None:
-    t = (text or "").lower()
-    return "windows" if "windows" in t else "linux" if t and t != "unknown" else None
+_os = preconditions.os_family
 
 
 def _phase(rt: Runtime, vm: str):
@@ -145,115 +143,28 @@ def new_report(rt: Runtime) -> ReprotectReport:
 
 # -- preflight -------------------------------------------------------------------------------------------
 def preflight(rt: Runtime) -> list[CheckResult]:
-    """Every precondition of the reprotect, read concurrently; writes nothing. Sets ``rt.extra['todo']``."""
+    """Every precondition of the reprotect, read concurrently; writes nothing. Sets ``rt.extra['todo']``.
+
+    Per VM (one item read each): its conditions (health errors, OS details), failed over to Azure and
+    committed, the OS ASR reports vs the plan, the reprotect inputs. Vault: configuration server connected
+    with a recent heartbeat, each master target and process server registered with it, master-target OS (as
+    ASR reports it) matching its VMs'. Site: vCenter connected, master targets without snapshots.
+    """
     checks = runbook.discover(rt)
     found = [v for v in rt.plan.vms if v.name in rt.refs]
-    mt_os = {m.name: m.os.value for m in rt.plan.master_targets}
     todo: dict[str, Inputs] = {}
     seen_os: dict[str, str] = {}
-
-    def per_vm(vm) -> list[CheckResult]:
-        name = f"asr-item {vm.name}"
-        try:
-            state, phase = _phase(rt, vm.name)
-        except DrplanError as exc:
-            return [CheckResult(name, False, str(exc), vm.name, "VM readable in the vault")]
-        out: list[CheckResult] = []
-        actual = _os(state.os_type) or vm.os.value
-        seen_os[vm.name] = actual
-        if actual != vm.os.value:
-            out.append(
-                CheckResult(
-                    f"os {vm.name}",
-                    False,
-                    f"VM {vm.name} runs {actual} according to ASR, but the "
-                    f"plan says {vm.os.value}: fix the plan's os and master_target",
-                    vm.name,
-                    "Windows VM ↔ Windows master target",
-                )
-            )
-        want = mt_os.get(vm.master_target)
-        if want is not None and actual != want:
-            out.append(
-                CheckResult(
-                    f"master-target-os {vm.name}",
-                    False,
-                    f"a {actual} VM needs a {actual} master target; VM {vm.name} is mapped to "
-                    f"{vm.master_target}, which runs {want}",
-                    vm.name,
-                    "Windows VM ↔ Windows master target; Linux VM ↔ Linux master target",
-                )
-            )
-        if phase in DONE:
-            out.append(CheckResult(name, True, f"already {phase}: nothing to send", vm.name, "reprotect"))
-            return out
-        if phase != Phase.failed_over_to_azure:
-            out.append(
-                CheckResult(
-                    name,
-                    False,
-                    f"VM {vm.name} is {phase}: reprotect to on-prem needs it failed "
-                    "over to Azure and committed",
-                    vm.name,
-                    "failed over to Azure",
-                )
-            )
-            return out
-        if any(a.lower() == "commit" for a in state.allowed_operations):
-            out.append(
-                CheckResult(
-                    name,
-                    False,
-                    f"VM {vm.name}: its failover to Azure is not committed yet; commit it first",
-                    vm.name,
-                    "commit the failover to Azure before reprotect",
-                )
-            )
-            return out
-        inputs = inputs_for(rt, vm)
-        missing = [
-            k
-            for k, v in (
-                ("reprotect.process_server", inputs.process_server),
-                ("reprotect.retention_drive", inputs.retention_drive),
-                ("reprotect.policy", inputs.policy),
-            )
-            if not v
-        ]
-        if missing:
-            out.append(
-                CheckResult(
-                    f"reprotect-inputs {vm.name}",
-                    False,
-                    f"VM {vm.name}: set {', '.join(missing)} in the plan (InMageReprotectInput needs them)",
-                    vm.name,
-                    "reprotect inputs",
-                )
-            )
-        else:
-            todo[vm.name] = inputs
-            out.append(CheckResult(name, True, f"{phase}: will reprotect", vm.name, "failed over to Azure"))
-        return out
-
-    def site() -> list[CheckResult]:
-        mts = sorted({v.master_target for v in rt.plan.vms})
-        try:
-            state = rt.onprem.read_state(mts)
-        except DrplanError as exc:
-            return [
-                CheckResult("vcenter-connected", False, str(exc), rt.plan.vcenter.host, "vCenter connected")
-            ]
-        out = [check_connected(state, rt.plan.vcenter.host)]
-        if state.connected:
-            out += [check_master_target(state, m) for m in mts]
-        return out
-
-    jobs = [site] + [lambda vm=vm: per_vm(vm) for vm in found]
+    infra: list = []
+    jobs = [lambda: _site_checks(rt), lambda: runbook._fabric_checks(rt, infra)]
+    jobs += [lambda vm=vm: _vm_checks(rt, vm, todo, seen_os) for vm in found]
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=min(runbook.MEMBER_WORKERS, len(jobs))) as pool:
         for result in pool.map(lambda f: f(), jobs):
             checks += result
+    checks += _master_target_os_checks(rt, found, seen_os, infra[0] if infra else None)
+    if infra:
+        checks += _registered_checks(todo, infra[0])
     checks += _group_checks(rt, seen_os)
     rt.extra["todo"] = todo
     if rt.report is not None:
@@ -265,6 +176,128 @@ def preflight(rt: Runtime) -> list[CheckResult]:
                     unit, vm.name, status="already reprotected", reprotect="not sent: already done"
                 )
     return checks
+
+
+def _vm_checks(rt: Runtime, vm, todo: dict[str, Inputs], seen_os: dict[str, str]) -> list[CheckResult]:
+    """One VM's item: its conditions and OS (as ASR reports them), phase, commit state and inputs."""
+    name = f"asr-item {vm.name}"
+    try:
+        state, phase = _phase(rt, vm.name)
+    except DrplanError as exc:
+        return [CheckResult(name, False, str(exc), vm.name, "VM readable in the vault")]
+    actual = _os(state.os_type) or vm.os.value
+    seen_os[vm.name] = actual
+    out: list[CheckResult] = []
+    if actual != vm.os.value:
+        out.append(
+            CheckResult(
+                f"os {vm.name}",
+                False,
+                f"VM {vm.name} runs {actual} according to ASR, but the "
+                f"plan says {vm.os.value}: fix the plan's os and master_target",
+                vm.name,
+                "Windows VM ↔ Windows master target",
+            )
+        )
+    if phase in DONE:
+        out.append(CheckResult(name, True, f"already {phase}: nothing to send", vm.name, "reprotect"))
+        return out
+    out += preconditions.item_condition_checks(vm.name, state)
+    return out + _phase_checks(rt, vm, state, phase, todo)
+
+
+def _phase_checks(rt: Runtime, vm, state, phase: Phase, todo: dict[str, Inputs]) -> list[CheckResult]:
+    name = f"asr-item {vm.name}"
+    if phase != Phase.failed_over_to_azure:
+        return [
+            CheckResult(
+                name,
+                False,
+                f"VM {vm.name} is {phase}: reprotect to on-prem needs it failed over to Azure and committed",
+                vm.name,
+                "failed over to Azure",
+            )
+        ]
+    if any(a.lower() == "commit" for a in state.allowed_operations):
+        return [
+            CheckResult(
+                name,
+                False,
+                f"VM {vm.name}: its failover to Azure is not committed yet; commit it first",
+                vm.name,
+                "commit the failover to Azure before reprotect",
+            )
+        ]
+    inputs = inputs_for(rt, vm)
+    missing = [
+        k
+        for k, v in (
+            ("reprotect.process_server", inputs.process_server),
+            ("reprotect.retention_drive", inputs.retention_drive),
+            ("reprotect.policy", inputs.policy),
+        )
+        if not v
+    ]
+    if missing:
+        return [
+            CheckResult(
+                f"reprotect-inputs {vm.name}",
+                False,
+                f"VM {vm.name}: set {', '.join(missing)} in the plan (InMageReprotectInput needs them)",
+                vm.name,
+                "reprotect inputs",
+            )
+        ]
+    todo[vm.name] = inputs
+    return [CheckResult(name, True, f"{phase}: will reprotect", vm.name, "failed over to Azure")]
+
+
+def _site_checks(rt: Runtime) -> list[CheckResult]:
+    mts = sorted({v.master_target for v in rt.plan.vms})
+    try:
+        state = rt.onprem.read_state(mts)
+    except DrplanError as exc:
+        return [CheckResult("vcenter-connected", False, str(exc), rt.plan.vcenter.host, "vCenter connected")]
+    out = [check_connected(state, rt.plan.vcenter.host)]
+    if state.connected:
+        out += [check_master_target(state, m) for m in mts]
+    return out
+
+
+def _master_target_os_checks(rt: Runtime, found, seen_os: dict[str, str], infra) -> list[CheckResult]:
+    """Each VM's OS family (as ASR reports it) matches its master target's: as ASR reports it when the
+    configuration server lists the master target, else as the plan says."""
+    plan_os = {m.name: m.os.value for m in rt.plan.master_targets}
+    out: list[CheckResult] = []
+    for vm in found:
+        actual = seen_os.get(vm.name)
+        if actual is None:
+            continue
+        if infra is not None and infra.master_target(vm.master_target) is not None:
+            out += preconditions.master_target_os_check(vm.name, actual, vm.master_target, infra)
+            continue
+        want = plan_os.get(vm.master_target)
+        if want is not None and actual != want:
+            out.append(
+                CheckResult(
+                    f"master-target-os {vm.name}",
+                    False,
+                    f"a {actual} VM needs a {actual} master target; VM {vm.name} is mapped to "
+                    f"{vm.master_target}, which runs {want}",
+                    vm.name,
+                    preconditions.RULE_MT_OS,
+                )
+            )
+    return out
+
+
+def _registered_checks(todo: dict[str, Inputs], infra) -> list[CheckResult]:
+    """The master targets and process servers the reprotect will name are registered with the CS."""
+    mts = sorted({i.master_target for i in todo.values()})
+    pss = sorted({i.process_server for i in todo.values() if i.process_server})
+    return [preconditions.master_target_registered(m, infra) for m in mts] + [
+        preconditions.process_server_registered(p, infra, "reprotect.process_server") for p in pss
+    ]
 
 
 def _group_checks(rt: Runtime, seen_os: dict[str, str]) -> list[CheckResult]:

@@ -58,6 +58,85 @@ class ItemState:
     last_successful_failover_time: datetime | None = None
     multi_vm_group: str | None = None
     os_type: str | None = None
+    os_version: str | None = None  # providerSpecificDetails.osVersion, e.g. "Windows Server 2008 R2 SP1"
+    discovery_type: str | None = None  # providerSpecificDetails.discoveryType: "vCenter" | "Physical"
+    master_target_id: str | None = None  # providerSpecificDetails.masterTargetId (InMage)
+    health_errors: tuple[str, ...] = ()  # the item's healthErrors as "ErrorCode: message"
+
+    @property
+    def health_codes(self) -> tuple[str, ...]:
+        """The error codes of :attr:`health_errors`."""
+        return tuple(e.split(":", 1)[0].strip() for e in self.health_errors)
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigurationServerInfo:
+    """The classic configuration server as the vault shows it (its VMware fabric and provider)."""
+
+    name: str
+    fabric: str  # ARM name of the VMware fabric
+    connection_status: str = ""  # replicationRecoveryServicesProviders[].connectionStatus
+    service_status: str = ""  # customDetails.csServiceStatus
+    last_heartbeat: datetime | None = None  # customDetails.lastHeartbeat (the newest of CS and provider)
+
+    @property
+    def connected(self) -> bool:
+        return self.connection_status.lower() == "connected" and self.service_status.lower() in (
+            "",
+            "running",
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class MasterTargetInfo:
+    """A master target server registered with a configuration server."""
+
+    name: str
+    id: str  # the id ASR lists (and expects in InMageReprotectInput.masterTargetId)
+    os_type: str | None = None  # "Windows" | "Linux"
+    os_version: str | None = None
+    fabric: str = ""
+    retention_volumes: tuple[str, ...] = ()
+    datastores: tuple[str, ...] = ()
+    last_heartbeat: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessServerInfo:
+    """A process server registered with a configuration server."""
+
+    name: str
+    id: str  # the id ASR lists (and expects in processServerId)
+    fabric: str = ""
+    os_type: str | None = None
+    last_heartbeat: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Infrastructure:
+    """Configuration servers, master targets and process servers of the vault's VMware fabrics."""
+
+    configuration_servers: tuple[ConfigurationServerInfo, ...] = ()
+    master_targets: tuple[MasterTargetInfo, ...] = ()
+    process_servers: tuple[ProcessServerInfo, ...] = ()
+    read_at: datetime | None = None  # the reader's clock when the read started (heartbeat ages count from it)
+
+    def master_target(self, name_or_id: str) -> MasterTargetInfo | None:
+        """The master target with this name, or with this id (ids compare case-insensitively)."""
+        return _lookup(self.master_targets, name_or_id)
+
+    def process_server(self, name_or_id: str) -> ProcessServerInfo | None:
+        """The process server with this name, or with this id (ids compare case-insensitively)."""
+        return _lookup(self.process_servers, name_or_id)
+
+
+def _lookup(servers, key: str):
+    if not key:
+        return None
+    by_name = [s for s in servers if s.name == key]
+    if by_name:
+        return by_name[0]
+    return next((s for s in servers if s.id and s.id.lower() == key.lower()), None)
 
 
 class JobStatus(StrEnum):

@@ -6,7 +6,17 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from drplan.values import ItemRef, ItemState, Job, JobStatus, RecoveryPoint
+from drplan.values import (
+    ConfigurationServerInfo,
+    Infrastructure,
+    ItemRef,
+    ItemState,
+    Job,
+    JobStatus,
+    MasterTargetInfo,
+    ProcessServerInfo,
+    RecoveryPoint,
+)
 
 _FABRIC = re.compile(r"/replicationFabrics/([^/]+)", re.I)
 _CONTAINER = re.compile(r"/replicationProtectionContainers/([^/]+)", re.I)
@@ -85,7 +95,21 @@ def item_state(item: Any, ref: ItemRef | None = None) -> ItemState:
         last_successful_failover_time=_utc(p.last_successful_failover_time),
         multi_vm_group=_get(details, "multi_vm_group_name", "multiVmGroupName"),
         os_type=os_type,
+        os_version=_get(details, "os_version", "osVersion"),
+        discovery_type=_get(details, "discovery_type", "discoveryType"),
+        master_target_id=_get(details, "master_target_id", "masterTargetId"),
+        health_errors=health_errors(p.health_errors),
     )
+
+
+def health_errors(errors: Any) -> tuple[str, ...]:
+    """``HealthError`` models as ``"ErrorCode: message"`` strings."""
+    out = []
+    for e in errors or ():
+        code = _get(e, "error_code", "errorCode") or "HealthError"
+        text = _get(e, "error_message", "errorMessage") or _get(e, "summary_message", "summaryMessage") or ""
+        out.append(f"{code}: {text}".strip())
+    return tuple(out)
 
 
 def _truthy(value: Any) -> bool:
@@ -134,3 +158,70 @@ def job(model: Any) -> Job:
         end=_utc(p.end_time),
         errors=job_errors(p),
     )
+
+
+# -- infrastructure (VMware fabrics: configuration server, master targets, process servers) ------------------
+def _fabric_of(arm_id: str | None) -> str:
+    m = _FABRIC.search(arm_id or "")
+    return m.group(1).lower() if m else ""
+
+
+def _newest(*times: datetime | None) -> datetime | None:
+    known = [_utc(t) for t in times if t is not None]
+    return max(known) if known else None
+
+
+def _configuration_server(fabric: Any, details: Any, providers: list[Any]) -> ConfigurationServerInfo:
+    mine = [p for p in providers if _fabric_of(p.id) == (fabric.name or "").lower()]
+    statuses = [(p.properties.connection_status or "") for p in mine if p.properties is not None]
+    connection = (
+        "Connected" if "connected" in {s.lower() for s in statuses} else (statuses or ["NoProvider"])[0]
+    )
+    heartbeat = _get(details, "last_heartbeat", "lastHeartbeat") or _newest(
+        *(p.properties.last_heart_beat for p in mine if p.properties is not None)
+    )
+    return ConfigurationServerInfo(
+        name=fabric.properties.friendly_name or _get(details, "host_name", "hostName") or fabric.name,
+        fabric=fabric.name,
+        connection_status=connection,
+        service_status=_get(details, "cs_service_status", "csServiceStatus") or "",
+        last_heartbeat=_utc(heartbeat),
+    )
+
+
+def _master_target(model: Any, fabric: str) -> MasterTargetInfo:
+    return MasterTargetInfo(
+        name=model.name or "",
+        id=model.id or "",
+        os_type=model.os_type,
+        os_version=model.os_version,
+        fabric=fabric,
+        retention_volumes=tuple(v.volume_name for v in model.retention_volumes or () if v.volume_name),
+        datastores=tuple(d.symbolic_name for d in model.data_stores or () if d.symbolic_name),
+        last_heartbeat=_utc(model.last_heartbeat),
+    )
+
+
+def _process_server(model: Any, fabric: str) -> ProcessServerInfo:
+    return ProcessServerInfo(
+        name=model.friendly_name or "",
+        id=model.id or "",
+        fabric=fabric,
+        os_type=model.os_type,
+        last_heartbeat=_utc(model.last_heartbeat),
+    )
+
+
+def infrastructure(
+    fabrics: list[Any], providers: list[Any], read_at: datetime | None = None
+) -> Infrastructure:
+    """The VMware fabrics' configuration servers, master targets and process servers."""
+    servers, mts, pss = [], [], []
+    for fabric in fabrics:
+        details = fabric.properties.custom_details if fabric.properties is not None else None
+        if (_get(details, "instance_type", "instanceType") or "").lower() != "vmware":
+            continue
+        servers.append(_configuration_server(fabric, details, providers))
+        mts += [_master_target(x, fabric.name) for x in details.master_target_servers or ()]
+        pss += [_process_server(x, fabric.name) for x in details.process_servers or ()]
+    return Infrastructure(tuple(servers), tuple(mts), tuple(pss), read_at=_utc(read_at))

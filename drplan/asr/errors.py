@@ -37,6 +37,8 @@ CODE_RULES: dict[str, str] = {
     "azurevmdeleted": "its Azure VM was not deleted",
     "protectiondisabled": "protection was not disabled",
     "unsupportedphysicalserver": "not a physical Windows Server 2008 R2 SP1 server",
+    "failbacktohypervnotsupported": "not failing back VMware VMs to a Hyper-V host",
+    "processservernotfound": "the process server is registered with the configuration server",
     "replicationunhealthy": "reprotect finished: protected, replication health OK",
     "vcenternotconnected": "vCenter connected",
     "configurationservernotconnected": "configuration server running and connected",

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 from azure.mgmt.recoveryservicessiterecovery import models as m
 
-from drplan.asr.base import AsrBase, Started, log
+from drplan.asr.base import Started, log
+from drplan.asr.infrastructure import InfrastructureMixin
 from drplan.asr.phase import (
     CLEANUP_SCENARIOS,
     COMMIT_SCENARIOS,
@@ -33,7 +35,7 @@ def _cleanup_pending(state: ItemState) -> bool:
     return "testfailovercleanup" in {normalise(a) for a in state.allowed_operations}
 
 
-class ItemOperationsMixin(AsrBase):
+class ItemOperationsMixin(InfrastructureMixin):
     # -- the idempotent runner -----------------------------------------------------------------------------
     def _run(
         self,
@@ -225,7 +227,11 @@ class ItemOperationsMixin(AsrBase):
         wait: bool = True,
         timeout: float | None = None,
     ) -> Job:
-        """Reprotect Azure → on-prem (``InMageReprotectInput``) after the failover to Azure was committed."""
+        """Reprotect Azure → on-prem (``InMageReprotectInput``) after the failover to Azure was committed.
+
+        ``master_target_id`` / ``process_server_id``: the servers' names (as in the plan) or ids; the ids the
+        configuration server lists for them are sent (unknown → :class:`PreconditionError`, nothing sent).
+        """
         op = "reprotect to on-prem"
         needed = {
             "master target": master_target_id,
@@ -270,20 +276,26 @@ class ItemOperationsMixin(AsrBase):
                 )
             return decision
 
-        body = m.ReverseReplicationInput(
-            properties=m.ReverseReplicationInputProperties(
-                failover_direction="RecoveryToPrimary",
-                provider_specific_details=m.InMageReprotectInput(
-                    master_target_id=master_target_id,
-                    process_server_id=process_server_id,
-                    retention_drive=retention_drive,
-                    profile_id=profile_id,
-                    datastore_name=datastore_name,
-                    run_as_account_id=run_as_account_id,
-                ),
+        def body() -> m.ReverseReplicationInput:
+            return m.ReverseReplicationInput(
+                properties=m.ReverseReplicationInputProperties(
+                    failover_direction="RecoveryToPrimary",
+                    provider_specific_details=m.InMageReprotectInput(
+                        master_target_id=self.server_id(
+                            "master target", master_target_id, vm=ref.vm, operation=op
+                        ),
+                        process_server_id=self.server_id(
+                            "process server", process_server_id, vm=ref.vm, operation=op
+                        ),
+                        retention_drive=retention_drive,
+                        profile_id=profile_id,
+                        datastore_name=datastore_name,
+                        run_as_account_id=run_as_account_id,
+                    ),
+                )
             )
-        )
-        send = self._sender(ref, op, self._sdk.replication_protected_items.begin_reprotect, body)
+
+        send = self._lazy_sender(ref, op, self._sdk.replication_protected_items.begin_reprotect, body)
         return self._run(ref, op, "ReverseReplication", decide, send, wait=wait, timeout=timeout)
 
     def reprotect_to_azure(
@@ -323,20 +335,26 @@ class ItemOperationsMixin(AsrBase):
                 why="only a committed failback can be reprotected to Azure",
             )
 
-        body = m.ReverseReplicationInput(
-            properties=m.ReverseReplicationInputProperties(
-                failover_direction="RecoveryToPrimary",
-                provider_specific_details=m.InMageAzureV2ReprotectInput(
-                    process_server_id=process_server_id,
-                    policy_id=policy_id,
-                    master_target_id=master_target_id,
-                    storage_account_id=storage_account_id,
-                    log_storage_account_id=log_storage_account_id,
-                    run_as_account_id=run_as_account_id,
-                ),
+        def body() -> m.ReverseReplicationInput:
+            return m.ReverseReplicationInput(
+                properties=m.ReverseReplicationInputProperties(
+                    failover_direction="RecoveryToPrimary",
+                    provider_specific_details=m.InMageAzureV2ReprotectInput(
+                        process_server_id=self.server_id(
+                            "process server", process_server_id, vm=ref.vm, operation=op
+                        ),
+                        policy_id=policy_id,
+                        master_target_id=self.server_id(
+                            "master target", master_target_id, vm=ref.vm, operation=op
+                        ),
+                        storage_account_id=storage_account_id,
+                        log_storage_account_id=log_storage_account_id,
+                        run_as_account_id=run_as_account_id,
+                    ),
+                )
             )
-        )
-        send = self._sender(ref, op, self._sdk.replication_protected_items.begin_reprotect, body)
+
+        send = self._lazy_sender(ref, op, self._sdk.replication_protected_items.begin_reprotect, body)
         deadline = self.clock.monotonic() + (agent_registration_window or 0.0)
         while True:
             try:
@@ -437,3 +455,9 @@ class ItemOperationsMixin(AsrBase):
     # -- helpers ---------------------------------------------------------------------------------------------
     def _sender(self, ref: ItemRef, operation: str, begin, *body) -> Callable[[], Started]:
         return lambda: self._start(ref.vm, operation, begin, ref.fabric, ref.container, ref.item, *body)
+
+    def _lazy_sender(
+        self, ref: ItemRef, operation: str, begin, body: Callable[[], Any]
+    ) -> Callable[[], Started]:
+        """Like :meth:`_sender`, building the body only when a write is really sent (ids resolved then)."""
+        return lambda: self._start(ref.vm, operation, begin, ref.fabric, ref.container, ref.item, body())

@@ -136,6 +136,20 @@ class Durations(_M):
     agent_registration: Duration = Field(900.0, description="on-prem start to agent registered with the CS")
 
 
+class VmDurations(_M):
+    """Per-VM overrides of :class:`Durations` (unset: the estate's); a multi-VM job takes its slowest."""
+
+    failback: Duration | None = None
+    commit: Duration | None = None
+    reprotect: Duration | None = None
+    reprotect_to_azure: Duration | None = None
+    test_failover: Duration | None = None
+    test_failover_cleanup: Duration | None = None
+    failover_cancel: Duration | None = None
+    failover: Duration | None = None
+    boot: Duration | None = None
+
+
 class OperationFault(_M):
     """Make ``operation`` fail for ``vm`` (or every VM when omitted), ``once`` or ``always``."""
 
@@ -185,10 +199,14 @@ class Vm(_M):
     azure_vm_deleted: bool = False
     protection_disabled: bool = False
     in_configuration_server: bool = True
+    failback_host: Literal["vmware", "hyperv"] = Field(
+        "vmware", description="hyperv: its failback target is a Hyper-V host (unsupported for VMware VMs)"
+    )
     recovery_points: list[ExplicitPoint] | None = Field(None, description="explicit points; None = generator")
     generator: PointGenerator | None = Field(None, description="per-VM generator override")
     replicating_since: datetime | None = Field(None, description="start of the current replication (points)")
     disks_gb: int = 64
+    durations: VmDurations | None = Field(None, description="per-VM overrides of the estate's durations")
 
     @property
     def vcenter_vm(self) -> str:
@@ -350,10 +368,19 @@ class Estate(_M):
                 name=plan.azure.vault,
             ),
             start_time=start_time,
-            vcenter=VCenter(host=plan.vcenter.host, port=plan.vcenter.port),
+            vcenter=_vcenter_for(plan),
             master_targets=mts,
             process_servers=pss,
             vms=vms,
             faults=Faults(seed=seed),
             settings=Settings(enforce_group_failover=enforce_group_failover),
         )
+
+
+def _vcenter_for(plan: Plan) -> VCenter:
+    """The plan's vCenter, with the drill's test network among its port groups."""
+    vc = VCenter(host=plan.vcenter.host, port=plan.vcenter.port)
+    net = plan.drill.test_network
+    if net and net not in vc.port_groups:
+        vc.port_groups = [*vc.port_groups, net]
+    return vc

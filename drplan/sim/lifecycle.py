@@ -88,6 +88,21 @@ _W2008R2SP1 = re.compile(r"2008\s*R2.*SP\s*1", re.IGNORECASE)
 AGENT_NOT_INSTALLED = "AgentNotInstalled"
 
 
+#: job kind -> the Durations field a VM may override (estate ``vms[].durations``)
+_DURATION_FIELD = {
+    "failback": "failback",
+    "failover": "failover",
+    "commit-failback": "commit",
+    "commit-failover": "commit",
+    "cancel-failback": "failover_cancel",
+    "cancel-failover": "failover_cancel",
+    "reprotect-onprem": "reprotect",
+    "reprotect-azure": "reprotect_to_azure",
+    "drill-onprem": "test_failover",
+    "drill-azure": "test_failover",
+    "drill-cleanup": "test_failover_cleanup",
+}
+
 class SimError(Exception):
     """A refusal: HTTP status + ARM error code/message (+ more problems in ``details``)."""
 
@@ -242,10 +257,12 @@ class Engine:
         return f"{self.vault_id}/replicationRecoveryPlans/{name}"
 
     def mt_id(self, name: str) -> str:
-        return str(uuid.uuid5(_NS, f"mt|{name}"))
+        """ARM-style id of a master target (what the fabric lists and ``masterTargetId`` must carry)."""
+        return f"{self.fabric_id}/masterTargetServers/{uuid.uuid5(_NS, f'mt|{name}')}"
 
     def ps_id(self, name: str) -> str:
-        return str(uuid.uuid5(_NS, f"ps|{name}"))
+        """ARM-style id of a process server (what the fabric lists and ``processServerId`` must carry)."""
+        return f"{self.fabric_id}/processServers/{uuid.uuid5(_NS, f'ps|{name}')}"
 
     def new_id(self) -> str:
         return str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
@@ -533,6 +550,13 @@ class Engine:
         physical_2008 = (
             vm.machine_type == "physical" and vm.os == "windows" and _W2008R2SP1.search(vm.os_version)
         )
+        if kind in ("failback", "reprotect-onprem", "drill-onprem") and vm.failback_host == "hyperv":
+            problems.append(
+                (
+                    "FailbackToHyperVNotSupported",
+                    f"{what} refused: VMware VMs cannot fail back to a Hyper-V host",
+                )
+            )
         if kind in ("failback", "reprotect-onprem", "drill-onprem") and physical_2008:
             problems.append(
                 (
@@ -615,8 +639,10 @@ class Engine:
                 problems.append(
                     (
                         "MasterTargetNotFound",
-                        f"{what} refused: master target {psd.get('masterTargetId')!r} is not registered "
-                        "with the configuration server",
+                        f"{what} refused: masterTargetId {psd.get('masterTargetId')!r} is not the id of a "
+                        f"master target registered with configuration server "
+                        f"{self.estate.configuration_server.name} (use an id its fabric lists in "
+                        "masterTargetServers)",
                     )
                 )
             else:
@@ -646,34 +672,38 @@ class Engine:
                 ctx["master_target"] = mt.name
             ps = self._resolve_ps(psd.get("processServerId"))
             if ps is None:
-                problems.append(
-                    (
-                        "ProcessServerNotFound",
-                        f"{what} refused: process server {psd.get('processServerId')!r} not found",
-                    )
-                )
+                problems.append(self._ps_not_found(what, psd.get("processServerId")))
             else:
                 ctx["process_server"] = ps
+        ps_ref = psd.get("processServerId")
+        if kind == "reprotect-azure" and ps_ref and self._resolve_ps(ps_ref) is None:
+            problems.append(self._ps_not_found(what, ps_ref))
         if kind in ("drill-onprem", "drill-azure") and not props.get("networkType"):
             problems.append(("InvalidRequest", f"{what}: networkType is required"))
 
     def _resolve_mt(self, ref: str | None):
+        """The master target whose id is ``ref`` (ARM ids compare case-insensitively; names are not ids)."""
         if not ref:
             return None
         for m in self.estate.master_targets:
-            if ref in (m.name, self.mt_id(m.name)):
+            if ref.lower() == self.mt_id(m.name).lower():
                 return m
         return None
 
     def _resolve_ps(self, ref: str | None) -> str | None:
+        """The process server whose id is ``ref`` (the configuration server's own one included)."""
         if not ref:
             return None
-        for p in self.estate.process_servers:
-            if ref in (p.name, self.ps_id(p.name)):
-                return p.name
-        if ref in (self.estate.configuration_server.name, self.ps_id(self.estate.configuration_server.name)):
-            return self.estate.configuration_server.name
-        return None
+        names = [p.name for p in self.estate.process_servers] + [self.estate.configuration_server.name]
+        return next((n for n in names if ref.lower() == self.ps_id(n).lower()), None)
+
+    def _ps_not_found(self, what: str, ref: str | None) -> tuple[str, str]:
+        return (
+            "ProcessServerNotFound",
+            f"{what} refused: processServerId {ref!r} is not the id of a process server registered with "
+            f"configuration server {self.estate.configuration_server.name} (use an id its fabric lists in "
+            "processServers)",
+        )
 
     def _choose_point(
         self, item: Item, kind: str, psd: dict | None, what: str, problems: list
@@ -738,6 +768,14 @@ class Engine:
             "drill-azure": d.test_failover,
             "drill-cleanup": d.test_failover_cleanup,
         }[kind]
+        field_name = _DURATION_FIELD.get(kind)
+        own = [
+            getattr(v.durations, field_name)
+            for v in (self.vm_of(it) for it in items)
+            if field_name and v.durations is not None and getattr(v.durations, field_name) is not None
+        ]
+        if own:  # per-VM overrides: a multi-VM job takes as long as its slowest member
+            duration = max(own)
         name = self.new_id()
         for s in steps:
             s.task_id = self.new_id()

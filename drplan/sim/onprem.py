@@ -37,6 +37,7 @@ class OnPremVm:
     ip_override: str | None = None
     snapshots: int = 0
     windows: bool = False
+    boot: float | None = None  # per-VM boot duration (estate ``vms[].durations.boot``)
 
 
 class SimulatedSite:
@@ -59,6 +60,7 @@ class SimulatedSite:
                 tools_enabled=not (v.os == "windows" and v.phase in _TOOLS_DISABLED_PHASES),
                 ip=v.ip,
                 windows=v.os == "windows",
+                boot=v.durations.boot if v.durations is not None else None,
             )
 
     # -- helpers -----------------------------------------------------------------------------------------
@@ -118,7 +120,9 @@ class SimulatedSite:
         return (
             vm.power == "poweredOn"
             and vm.powered_on_at is not None
-            and now >= vm.powered_on_at + timedelta(seconds=self.estate.durations.boot)
+            and now >= vm.powered_on_at + timedelta(
+                seconds=self.estate.durations.boot if vm.boot is None else vm.boot
+            )
         )
 
     def _tools_running(self, vm: OnPremVm, now: datetime) -> bool:

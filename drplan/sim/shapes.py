@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from drplan.sim.conditions import Condition, item_conditions
 from drplan.sim.lifecycle import PHASE_VIEW, Engine, Item, Job, RecoveryPlan
 from drplan.sim.recovery_points import SimPoint, latest
 from drplan.values import Phase
@@ -42,19 +43,46 @@ def error(code: str, message: str, details: list[tuple[str, str]] | None = None)
     return {"error": body}
 
 
-def _health_error(code: str, summary: str, message: str, now: datetime, entity: str) -> dict:
-    return {
-        "errorSource": "ConfigurationServer",
-        "errorType": "Error",
-        "errorLevel": "Error",
-        "errorCategory": "Configuration",
-        "errorCode": code,
-        "summaryMessage": summary,
-        "errorMessage": message,
-        "creationTimeUtc": iso(now),
-        "entityId": entity,
-        "innerHealthErrors": [],
-    }
+def _health_error(
+    code: str,
+    summary: str,
+    message: str,
+    now: datetime,
+    entity: str,
+    *,
+    source: str = "ConfigurationServer",
+    causes: str | None = None,
+    action: str | None = None,
+) -> dict:
+    return clean(
+        {
+            "errorSource": source,
+            "errorType": "Error",
+            "errorLevel": "Error",
+            "errorCategory": "Configuration",
+            "errorCode": code,
+            "summaryMessage": summary,
+            "errorMessage": message,
+            "possibleCauses": causes,
+            "recommendedAction": action,
+            "creationTimeUtc": iso(now),
+            "entityId": entity,
+            "innerHealthErrors": [],
+        }
+    )
+
+
+def _condition_error(c: Condition, now: datetime, entity: str) -> dict:
+    return _health_error(
+        c.code,
+        c.summary,
+        c.message,
+        now,
+        entity,
+        source="ReplicationProtectedItem",
+        causes=c.causes,
+        action=c.action,
+    )
 
 
 # -- infrastructure ------------------------------------------------------------------------------------------
@@ -129,6 +157,21 @@ def fabric(e: Engine) -> dict:
         }
         for p in est.process_servers
     ]
+    if cs.name not in {p.name for p in est.process_servers}:  # the configuration server's own process server
+        pss.append(
+            {
+                "friendlyName": cs.name,
+                "id": e.ps_id(cs.name),
+                "ipAddress": cs.ip,
+                "osType": "Windows",
+                "agentVersion": "9.60.0.0",
+                "lastHeartbeat": hb,
+                "versionStatus": "Supported",
+                "psServiceStatus": "Running" if cs.connected else "Stopped",
+                "healthErrors": [],
+                "machineCount": "0",
+            }
+        )
     health_errors = (
         []
         if cs.connected
@@ -284,7 +327,9 @@ def item(e: Engine, it: Item) -> dict:
     pts = e.points(it)
     newest = pts[0] if pts else None
     test_desc = {"WaitingForCompletion": "Waiting for user input", "MarkedForDeletion": "Cleaned up"}
-    health_errors = []
+    health_errors = [
+        _condition_error(c, now, it.name) for c in item_conditions(vm, est.configuration_server.name)
+    ]
     if vm.replication_health != "Normal":
         health_errors.append(
             _health_error(
@@ -361,8 +406,9 @@ def _provider_details(
         "multiVmGroupId": f"mvg-{group}" if group else None,
         "multiVmGroupName": group,
         "multiVmSyncStatus": "Enabled" if group else "Disabled",
-        "discoveryType": "vCenter",
+        "discoveryType": "Physical" if vm.machine_type == "physical" else "vCenter",
         "osVersion": vm.os_version,
+        "isAdditionalStatsAvailable": False,
         "lastRpoCalculatedTime": iso(now),
         "lastUpdateReceivedTime": iso(newest.time) if newest else None,
     }

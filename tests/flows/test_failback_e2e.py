@@ -10,7 +10,7 @@ from collections import Counter
 from datetime import datetime
 
 import pytest
-from failback_support import SPEED, THREE_TIER, three_tier_estate
+from failback_support import E2E_SPEED, THREE_TIER, three_tier_estate
 
 from drplan.graph import load_and_compile
 from drplan.sim import start_simulator
@@ -56,7 +56,7 @@ def accepted(audit, operation: str) -> list[dict]:
 @pytest.fixture(scope="module")
 def three_tier_run(prefect_api, tmp_path_factory):
     """One complete failback (commit after verification) shared by the assertions below."""
-    with pytest.MonkeyPatch.context() as mp, start_simulator(three_tier_estate(), speed=SPEED) as sim:
+    with pytest.MonkeyPatch.context() as mp, start_simulator(three_tier_estate(), speed=E2E_SPEED) as sim:
         mp.setenv("DRPLAN_SIM_ENDPOINT", sim.endpoint)
         mp.setenv("DRPLAN_SIM_CA_FILE", sim.ca_file)
         mp.setenv("DRPLAN_LOCK_DIR", str(tmp_path_factory.mktemp("locks")))
