@@ -1,0 +1,26 @@
+"""``python -m benchmarks run ...``: the makespan benchmark (see benchmarks/README.md).
+
+Other benchmarks run as modules: ``python -m benchmarks.compile_bench``,
+``python -m benchmarks.vcenter_bench``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__.strip())
+        print("\ncommands:\n  run    makespan: graph schedule vs wave barriers vs sequential (run --help)")
+        return
+    if argv[0] != "run":
+        sys.exit(f"unknown command {argv[0]!r}: use `python -m benchmarks run --help`")
+    from benchmarks.run import main as run
+
+    run(argv[1:])
+
+
+if __name__ == "__main__":
+    main()
