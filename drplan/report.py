@@ -7,6 +7,7 @@ start to the moment the unit was verified on-prem.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 
@@ -110,22 +111,31 @@ class Report:
             out.append(d)
         return out
 
-    def markdown(self) -> str:
-        lines = [f"# drplan failback report: {self.plan_name}", ""]
+    def heading(
+        self, kind: str, *, after_mode: Sequence[str] = (), after_times: Sequence[str] = ()
+    ) -> list[str]:
+        """The markdown title, the meta line (outcome, mode, ``after_mode``, times, ``after_times``) and the
+        preflight summary: what every kind of report (failback, drill, reprotect) starts with."""
+        lines = [f"# drplan {kind} report: {self.plan_name}", ""]
         meta = [f"**outcome:** {self.outcome or 'running'}"]
         if self.mode:
             meta.append(f"**mode:** {self.mode}")
+        meta += after_mode
         if self.started_at:
             meta.append(f"**started:** {_t(self.started_at)}")
         if self.finished_at:
             meta.append(f"**finished:** {_t(self.finished_at)}")
+        meta += after_times
         lines += [" · ".join(meta), ""]
         bad = [c for c in self.preflight if not c.ok]
         if self.preflight:
             lines.append(f"Preflight: {len(self.preflight) - len(bad)}/{len(self.preflight)} checks passed.")
-            for c in bad:
-                lines.append(f"- ✗ **{c.name}**: {c.message}")
+            lines += [f"- ✗ **{c.name}**: {c.message}" for c in bad]
             lines.append("")
+        return lines
+
+    def markdown(self) -> str:
+        lines = self.heading("failback")
         lines.append("| " + " | ".join(_HEAD) + " |")
         lines.append("|" + "---|" * len(_HEAD))
         for r in self.rows:

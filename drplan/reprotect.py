@@ -2,7 +2,7 @@
 
 Prefect-free.
 
-The failback graph with other step kinds (:data:`STEPS`, added to :data:`drplan.runbook.STEPS`):
+The failback graph with other step kinds (:data:`STEPS`, added to :data:`drplan.stepkinds.STEPS`):
 ``reprotect-onprem X`` per unit in graph order, then ``replication-health X`` per unit (waits until ASR
 reports the item's replication health Normal). Before any write, :func:`preflight` checks every VM: in the
 vault, failed over to Azure and committed (or already reprotected: then nothing is sent), the master-target
@@ -16,12 +16,16 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from drplan import preconditions, runbook
+from drplan import preconditions, stepkinds
+from drplan.budgets import budget as job_budget
 from drplan.errors import DrplanError, PreconditionError
+from drplan.fanout import MEMBER_WORKERS, concurrently
 from drplan.onprem import check_connected, check_master_target
 from drplan.plan import format_duration
+from drplan.preflight import discover, fabric_checks
 from drplan.report import Report
 from drplan.runtime import NodeStatus, Runtime
+from drplan.stepkinds import Step, deps_blocked, effective_predecessors
 from drplan.values import CheckResult, Phase
 
 log = logging.getLogger(__name__)
@@ -109,20 +113,7 @@ class ReprotectReport(Report):
         ]
 
     def markdown(self) -> str:
-        lines = [f"# drplan reprotect report: {self.plan_name}", ""]
-        meta = [f"**outcome:** {self.outcome or 'running'}"]
-        if self.mode:
-            meta.append(f"**mode:** {self.mode}")
-        if self.started_at:
-            meta.append(f"**started:** {self.started_at:%Y-%m-%d %H:%M:%S}")
-        if self.finished_at:
-            meta.append(f"**finished:** {self.finished_at:%Y-%m-%d %H:%M:%S}")
-        lines += [" · ".join(meta), ""]
-        bad = [c for c in self.preflight if not c.ok]
-        if self.preflight:
-            lines.append(f"Preflight: {len(self.preflight) - len(bad)}/{len(self.preflight)} checks passed.")
-            lines += [f"- ✗ **{c.name}**: {c.message}" for c in bad]
-            lines.append("")
+        lines = self.heading("reprotect")
         lines += [
             "| unit | VM | status | reprotect | replication health | inputs |",
             "|---|---|---|---|---|---|",
@@ -150,16 +141,16 @@ def preflight(rt: Runtime) -> list[CheckResult]:
     with a recent heartbeat, each master target and process server registered with it, master-target OS (as
     ASR reports it) matching its VMs'. Site: vCenter connected, master targets without snapshots.
     """
-    checks = runbook.discover(rt)
+    checks = discover(rt)
     found = [v for v in rt.plan.vms if v.name in rt.refs]
     todo: dict[str, Inputs] = {}
     seen_os: dict[str, str] = {}
     infra: list = []
-    jobs = [lambda: _site_checks(rt), lambda: runbook._fabric_checks(rt, infra)]
+    jobs = [lambda: _site_checks(rt), lambda: fabric_checks(rt, infra)]
     jobs += [lambda vm=vm: _vm_checks(rt, vm, todo, seen_os) for vm in found]
     from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(max_workers=min(runbook.MEMBER_WORKERS, len(jobs))) as pool:
+    with ThreadPoolExecutor(max_workers=min(MEMBER_WORKERS, len(jobs))) as pool:
         for result in pool.map(lambda f: f(), jobs):
             checks += result
     checks += _master_target_os_checks(rt, found, seen_os, infra[0] if infra else None)
@@ -327,7 +318,7 @@ def _unit_of(rt: Runtime, vm: str) -> str:
 
 # -- steps -----------------------------------------------------------------------------------------------
 def _blocked(rt: Runtime, node: str) -> str | None:
-    return runbook._deps_blocked(rt, runbook.effective_predecessors(rt, node, FLOW_KIND))
+    return deps_blocked(rt, effective_predecessors(rt, node, FLOW_KIND))
 
 
 def _blocked_health(rt: Runtime, node: str) -> str | None:
@@ -341,9 +332,7 @@ def reprotect_unit(rt: Runtime, unit: str) -> dict[str, str]:
     """Reprotect every member Azure → on-prem (concurrently) and wait for the ASR jobs."""
     rt.set(unit, NodeStatus.running)
     rt.emit(unit, "reprotect-started")
-    results = dict(
-        runbook._concurrently(lambda vm: _reprotect_vm(rt, unit, vm), list(rt.graph.units[unit].vms))
-    )
+    results = dict(concurrently(lambda vm: _reprotect_vm(rt, unit, vm), list(rt.graph.units[unit].vms)))
     if not rt.dry_run:
         rt.set(unit, NodeStatus.done)  # dependents may start their reprotect; health is awaited per unit
     rt.emit(unit, "reprotect-sent", ", ".join(f"{k}: {v}" for k, v in results.items()))
@@ -377,7 +366,7 @@ def _reprotect_vm(rt: Runtime, unit: str, vm) -> tuple[str, str]:
         retention_drive=inputs.retention_drive,
         profile_id=inputs.policy,
         datastore_name=inputs.datastore,
-        timeout=runbook._budget(rt, vm, "reprotect"),
+        timeout=job_budget(rt, vm, "reprotect"),
     )
     if rt.report is not None:
         rt.report.update(unit, vm.name, status="reprotected", reprotect=f"sent {rt.clock.now():%H:%M:%S}")
@@ -391,7 +380,7 @@ def health_unit(rt: Runtime, unit: str) -> dict[str, str]:
 
     def one(vm) -> tuple[str, str]:
         ref = rt.refs[vm.name]
-        budget = runbook._budget(rt, vm, "reprotect")
+        budget = job_budget(rt, vm, "reprotect")
         deadline = rt.clock.monotonic() + budget
         seen: list[str] = []
         while True:
@@ -422,17 +411,17 @@ def health_unit(rt: Runtime, unit: str) -> dict[str, str]:
             )
         return vm.name, f"health {what}"
 
-    results = dict(runbook._concurrently(one, list(rt.graph.units[unit].vms)))
+    results = dict(concurrently(one, list(rt.graph.units[unit].vms)))
     rt.set(unit, NodeStatus.verified)
     rt.emit(unit, "verified", "; ".join(f"{k}: {v}" for k, v in results.items()), vms=list(results))
     return results
 
 
-STEPS: dict[str, runbook.Step] = {
-    "reprotect-onprem": runbook.Step("reprotect-onprem", reprotect_unit, _blocked),
-    "replication-health": runbook.Step("replication-health", health_unit, _blocked_health),
+STEPS: dict[str, Step] = {
+    "reprotect-onprem": Step("reprotect-onprem", reprotect_unit, _blocked),
+    "replication-health": Step("replication-health", health_unit, _blocked_health),
 }
-runbook.STEPS.update(STEPS)
+stepkinds.STEPS.update(STEPS)
 
 
 def simulated_estate(plan):

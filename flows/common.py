@@ -11,8 +11,10 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import Iterator, Sequence
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +40,10 @@ from prefect.settings import PREFECT_HOME
 from prefect.states import Crashed
 from prefect.utilities.annotations import allow_failure
 
-from drplan import runbook, runtime
+from drplan import runtime, stepkinds
+from drplan.errors import RecoveryPointError
+from drplan.outcomes import outcome
+from drplan.preflight import PreflightFailed
 from drplan.report import Report
 from drplan.runlock import PlanBusy, PlanLock, lock_dir
 from drplan.runtime import NodeStatus, Runtime, UnitEvent
@@ -56,6 +61,66 @@ SUBMITTED: dict[str, int] = {}
 
 def plan_tag(plan_name: str) -> str:
     return f"drplan-plan:{plan_name}"
+
+
+# -- the flows' shared preamble --------------------------------------------------------------------------
+def run_namer(kind: str = "") -> Callable[[], str]:
+    """A ``flow_run_name`` callable: ``<plan file stem>[-<kind>][-dry-run]-<UTC time>``."""
+    infix = f"-{kind}" if kind else ""
+
+    def run_name() -> str:
+        params = current_flow_run.parameters or {}
+        stem = Path(str(params.get("plan", "plan"))).stem
+        suffix = "-dry-run" if params.get("dry_run") else ""
+        return f"{stem}{infix}{suffix}-{datetime.now(UTC):%Y%m%d-%H%M%S}"
+
+    return run_name
+
+
+@contextlib.contextmanager
+def simulated_estate_file(make_estate, plan, simulate: bool, estate: str | None) -> Iterator[str | None]:
+    """Under ``simulate`` without an estate file: ``make_estate(plan)`` in a temporary estate file (the
+    drill's adds its test network, the reprotect's starts failed over to Azure)."""
+    if not simulate or estate:
+        yield estate
+        return
+    with tempfile.TemporaryDirectory(prefix="drplan-") as tmp:
+        path = Path(tmp) / "estate.yaml"
+        path.write_text(make_estate(plan).to_yaml(), encoding="utf-8")
+        yield str(path)
+
+
+def ask_approvals_through_prefect(rt: Runtime) -> None:
+    """Approval hooks pause this flow run for input (``tasks.hooks.approve``)."""
+    from tasks import hooks as hook_tasks
+
+    rt.extra["approve"] = hook_tasks.approve
+    rt.extra["flow_run_id"] = str(current_flow_run.id or "")
+
+
+def start_monitor(rt: Runtime, flow_kind: str) -> Monitor:
+    """Events and the progress artifact for the run's unit transitions, from now on."""
+    monitor = Monitor(rt, flow_kind)
+    rt.listeners.append(monitor)
+    monitor.start()
+    return monitor
+
+
+def abort_on_failed_preflight(report: Report, plan_name: str) -> None:
+    """Raise :class:`PreflightFailed` (the report says nothing was changed) if any preflight check failed."""
+    bad = [c for c in report.preflight if not c.ok]
+    if bad:
+        report.outcome = f"aborted: {len(bad)} preflight check(s) failed; nothing was changed"
+        raise PreflightFailed(plan_name, bad)
+
+
+def resolve_points_or_abort(resolve: Callable[[str], Any], rt: Runtime, report: Report) -> None:
+    """Run the points-resolving task; without a valid point for every unit the run stops, nothing written."""
+    try:
+        resolve(rt.key)
+    except RecoveryPointError as exc:
+        report.outcome = "aborted: no valid recovery point; nothing was changed"
+        raise RecoveryPointError(f"{exc}\nnothing was changed") from None
 
 
 # -- runtime setup -----------------------------------------------------------------------------------------
@@ -203,8 +268,8 @@ def submit_graph(
         out.futures[(kind, node)] = future
         return future
 
-    nodes = [n for n in graph.order if runbook.in_flow(rt, n, flow_kind)]
-    preds = {n: runbook.effective_predecessors(rt, n, flow_kind) for n in nodes}
+    nodes = [n for n in graph.order if stepkinds.in_flow(rt, n, flow_kind)]
+    preds = {n: stepkinds.effective_predecessors(rt, n, flow_kind) for n in nodes}
     for node in nodes:
         upstream = [out.terminal[p] for p in preds[node]]
         kinds = (hook_kind,) if graph.units[node].kind == "hook" else tuple(unit_steps)
@@ -315,7 +380,7 @@ def plan_path(plan: str | os.PathLike) -> Path:
 
 
 def result_summary(rt: Runtime, report: Report, **extra: Any) -> dict[str, Any]:
-    failed, skipped = runbook.outcome(rt)
+    failed, skipped = outcome(rt)
     return {
         "plan": rt.plan.name,
         "mode": rt.mode,

@@ -10,35 +10,35 @@ Cleanup also runs on failure and cancellation (``finally``: :func:`drplan.drill.
 
 from __future__ import annotations
 
-import contextlib
-import tempfile
-from collections.abc import Iterator
-from datetime import UTC, datetime
-from pathlib import Path
-
 from prefect import flow, get_run_logger
 from prefect.futures import wait
-from prefect.runtime import flow_run as current_flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import allow_failure
 
 from drplan import drill as drilllib
-from drplan import runbook
-from drplan.errors import RecoveryPointError
+from drplan.drill_cleanup import finish
+from drplan.drill_hooks import after_cleanup_hooks
+from drplan.drill_report import missed_targets, new_report, nothing_left
 from drplan.graph import load_and_compile
+from drplan.outcomes import outcome
+from drplan.run_points import parse_overrides
 from flows.common import (
     MAX_WORKERS,
-    Monitor,
     Stage,
+    abort_on_failed_preflight,
+    ask_approvals_through_prefect,
     exclusive_run,
     open_runtime,
     plan_path,
     publish_report,
     record_submitted,
+    resolve_points_or_abort,
     result_summary,
+    run_namer,
+    simulated_estate_file,
+    start_monitor,
     submit_graph,
 )
-from tasks import hooks as hook_tasks
 from tasks.common import for_node
 from tasks.drill import drill_preflight, drill_resolve_points
 
@@ -47,30 +47,10 @@ FLOW_KIND = drilllib.FLOW_KIND
 COLUMNS = ("unit", "vms", "status", "rto", "rpo", "checks", "cleanup")
 
 
-def _run_name() -> str:
-    params = current_flow_run.parameters or {}
-    stem = Path(str(params.get("plan", "plan"))).stem
-    suffix = "-dry-run" if params.get("dry_run") else ""
-    return f"{stem}-drill{suffix}-{datetime.now(UTC):%Y%m%d-%H%M%S}"
-
-
-@contextlib.contextmanager
-def simulated_estate_file(make_estate, plan, simulate: bool, estate: str | None) -> Iterator[str | None]:
-    """Under ``simulate`` without an estate file: ``make_estate(plan)`` in a temporary estate file (the
-    drill's adds its test network, the reprotect's starts failed over to Azure)."""
-    if not simulate or estate:
-        yield estate
-        return
-    with tempfile.TemporaryDirectory(prefix="drplan-") as tmp:
-        path = Path(tmp) / "estate.yaml"
-        path.write_text(make_estate(plan).to_yaml(), encoding="utf-8")
-        yield str(path)
-
-
 def submit_after_cleanup(rt, cleanup: list) -> list:
     """The after-cleanup hooks, after every cleanup task and after each other in graph order."""
     futures: dict[str, object] = {}
-    hooks = drilllib.after_cleanup_hooks(rt)
+    hooks = after_cleanup_hooks(rt)
     for node in hooks:
         before = [futures[p] for p in rt.graph.predecessors(node) if p in futures]
         futures[node] = for_node("after-cleanup", rt.key, node).submit(
@@ -81,7 +61,7 @@ def submit_after_cleanup(rt, cleanup: list) -> list:
 
 @flow(
     name="drill",
-    flow_run_name=_run_name,
+    flow_run_name=run_namer("drill"),
     task_runner=ThreadPoolTaskRunner(max_workers=MAX_WORKERS),
     log_prints=True,
 )
@@ -108,7 +88,7 @@ def drill(
     """
     logger = get_run_logger()
     the_plan, graph = load_and_compile(plan_path(plan))
-    overrides = runbook.parse_overrides(recovery_point, graph.units)
+    overrides = parse_overrides(recovery_point, graph.units)
 
     with (
         exclusive_run(the_plan.name, FLOW_KIND),
@@ -117,26 +97,16 @@ def drill(
     ):
         rt.overrides, rt.reprotect = overrides, False
         rt.started_at = rt.clock.now()
-        rt.report = report = drilllib.new_report(rt)
-        rt.extra["approve"] = hook_tasks.approve
-        rt.extra["flow_run_id"] = str(current_flow_run.id or "")
-        monitor = Monitor(rt, FLOW_KIND)
-        rt.listeners.append(monitor)
-        monitor.start()
+        rt.report = report = new_report(rt)
+        ask_approvals_through_prefect(rt)
+        monitor = start_monitor(rt, FLOW_KIND)
         started = False
         left: list[str] = []
         try:
             checks = drill_preflight(rt.key)
-            bad = [c for c in report.preflight if not c.ok]
-            if bad:
-                report.outcome = f"aborted: {len(bad)} preflight check(s) failed; nothing was changed"
-                raise runbook.PreflightFailed(the_plan.name, bad)
+            abort_on_failed_preflight(report, the_plan.name)
             logger.info("preflight: %d checks passed", len(checks))
-            try:
-                drill_resolve_points(rt.key)
-            except RecoveryPointError as exc:
-                report.outcome = "aborted: no valid recovery point; nothing was changed"
-                raise RecoveryPointError(f"{exc}\nnothing was changed") from None
+            resolve_points_or_abort(drill_resolve_points, rt, report)
             started = True
             submitted = submit_graph(
                 rt,
@@ -153,25 +123,25 @@ def drill(
             record_submitted(len(submitted.all) + len(after) + 2)
             wait([*submitted.all, *after])
         finally:
-            left = drilllib.finish(rt, hooks=started)
-            failed, skipped = runbook.outcome(rt)
+            left = finish(rt, hooks=started)
+            failed, skipped = outcome(rt)
             if report.outcome:
                 pass
             elif dry_run:
                 report.outcome = "dry run: nothing was changed"
             elif failed or skipped or left:
-                report.outcome = (
-                    f"failed: {len(failed)} failed, {len(skipped)} skipped; " + drilllib.nothing_left(left)
+                report.outcome = f"failed: {len(failed)} failed, {len(skipped)} skipped; " + nothing_left(
+                    left
                 )
             elif started:
-                missed = drilllib.missed_targets(report)
+                missed = missed_targets(report)
                 report.outcome = (
                     "passed: every unit verified; "
-                    + drilllib.nothing_left(left)
+                    + nothing_left(left)
                     + ("; targets missed: " + "; ".join(missed) if missed else "; every target met")
                 )
             else:
-                report.outcome = "stopped before the drill started; " + drilllib.nothing_left(left)
+                report.outcome = "stopped before the drill started; " + nothing_left(left)
             report.finished_at = rt.clock.now()
             monitor.finish()
             publish_report(report, FLOW_KIND)

@@ -8,50 +8,43 @@ wave) with hooks as their own nodes → ``approve commit`` gate → ``commit X``
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from pathlib import Path
-
 from prefect import flow, get_run_logger
-from prefect.runtime import flow_run as current_flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
 import tasks.units  # noqa: F401  (registers the failback, verify, commit and reprotect step kinds)
-from drplan import runbook
-from drplan.errors import RecoveryPointError
 from drplan.graph import load_and_compile
+from drplan.hooks import GATE
+from drplan.outcomes import RunFailed, outcome
 from drplan.plan import CommitPolicy
 from drplan.report import Report
+from drplan.run_points import parse_overrides
 from flows.common import (
     MAX_WORKERS,
-    Monitor,
     Stage,
+    abort_on_failed_preflight,
+    ask_approvals_through_prefect,
     exclusive_run,
     open_runtime,
     plan_path,
     publish_report,
     record_submitted,
+    resolve_points_or_abort,
     result_summary,
+    run_namer,
+    start_monitor,
     submit_graph,
     wait_all,
 )
-from tasks import hooks as hook_tasks
 from tasks.preflight import preflight, resolve_points
 
 FLOW_KIND = "failback"
-
-
-def _run_name() -> str:
-    params = current_flow_run.parameters or {}
-    stem = Path(str(params.get("plan", "plan"))).stem
-    suffix = "-dry-run" if params.get("dry_run") else ""
-    return f"{stem}{suffix}-{datetime.now(UTC):%Y%m%d-%H%M%S}"
 
 
 def failback_stages(commit_policy: CommitPolicy, reprotect: bool) -> list[Stage]:
     """Post-graph stages by policy: gate → commit → reprotect; ``never`` commits (and reprotects) nothing."""
     if commit_policy == CommitPolicy.never:
         return []
-    stages = [Stage("gate", per_unit=False, node=runbook.GATE), Stage("commit")]
+    stages = [Stage("gate", per_unit=False, node=GATE), Stage("commit")]
     if reprotect:
         stages.append(Stage("reprotect"))
     return stages
@@ -59,7 +52,7 @@ def failback_stages(commit_policy: CommitPolicy, reprotect: bool) -> list[Stage]
 
 @flow(
     name="failback",
-    flow_run_name=_run_name,
+    flow_run_name=run_namer(),
     task_runner=ThreadPoolTaskRunner(max_workers=MAX_WORKERS),
     log_prints=True,
 )
@@ -89,7 +82,7 @@ def failback(
     """
     logger = get_run_logger()
     the_plan, graph = load_and_compile(plan_path(plan))
-    overrides = runbook.parse_overrides(recovery_point, graph.units)
+    overrides = parse_overrides(recovery_point, graph.units)
     policy = CommitPolicy(commit) if commit else the_plan.failback.commit
     do_reprotect = reprotect and the_plan.failback.reprotect_to_azure.enabled
 
@@ -103,25 +96,15 @@ def failback(
         for unit in graph.units.values():
             for vm in unit.vms:
                 report.row(unit.name, vm.name, unit.kind)
-        rt.extra["approve"] = hook_tasks.approve
-        rt.extra["flow_run_id"] = str(current_flow_run.id or "")
-        monitor = Monitor(rt, FLOW_KIND)
-        rt.listeners.append(monitor)
-        monitor.start()
+        ask_approvals_through_prefect(rt)
+        monitor = start_monitor(rt, FLOW_KIND)
         try:
             record_submitted(1)
             checks = preflight(rt.key)
-            bad = [c for c in report.preflight if not c.ok]
-            if bad:
-                report.outcome = f"aborted: {len(bad)} preflight check(s) failed; nothing was changed"
-                raise runbook.PreflightFailed(the_plan.name, bad)
+            abort_on_failed_preflight(report, the_plan.name)
             logger.info("preflight: %d checks passed", len(checks))
             record_submitted(2)
-            try:
-                resolve_points(rt.key)
-            except RecoveryPointError as exc:
-                report.outcome = "aborted: no valid recovery point; nothing was changed"
-                raise RecoveryPointError(f"{exc}\nnothing was changed") from None
+            resolve_points_or_abort(resolve_points, rt, report)
             submitted = submit_graph(
                 rt,
                 unit_steps=("failback", "verify"),
@@ -130,7 +113,7 @@ def failback(
             )
             record_submitted(len(submitted.all) + 2)
             wait_all(submitted)
-            failed, skipped = runbook.outcome(rt)
+            failed, skipped = outcome(rt)
             not_done = rt.extra.get("not_done", {})
             if dry_run:
                 report.outcome = "dry run: nothing was changed"
@@ -147,7 +130,7 @@ def failback(
             else:
                 report.outcome = "completed"
             if failed or skipped:
-                raise runbook.RunFailed(the_plan.name, failed, skipped)
+                raise RunFailed(the_plan.name, failed, skipped)
             return result_summary(rt, report, commit=str(policy), not_done=not_done)
         finally:
             report.finished_at = rt.clock.now()

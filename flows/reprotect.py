@@ -8,43 +8,34 @@ replication health Normal) → report per VM.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from pathlib import Path
-
 from prefect import flow, get_run_logger
-from prefect.runtime import flow_run as current_flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from drplan import reprotect as reprotectlib
-from drplan import runbook
 from drplan.graph import load_and_compile
+from drplan.outcomes import RunFailed, outcome
 from flows.common import (
     MAX_WORKERS,
-    Monitor,
     Stage,
+    abort_on_failed_preflight,
     exclusive_run,
     open_runtime,
     plan_path,
     publish_report,
     record_submitted,
     result_summary,
+    run_namer,
+    simulated_estate_file,
+    start_monitor,
     submit_graph,
     wait_all,
 )
-from flows.drill import simulated_estate_file
 from tasks.reprotect import reprotect_preflight
 
 FLOW_KIND = reprotectlib.FLOW_KIND
 
 
-def _run_name() -> str:
-    params = current_flow_run.parameters or {}
-    stem = Path(str(params.get("plan", "plan"))).stem
-    suffix = "-dry-run" if params.get("dry_run") else ""
-    return f"{stem}-reprotect{suffix}-{datetime.now(UTC):%Y%m%d-%H%M%S}"
-
-
-class ReprotectFailed(runbook.RunFailed):
+class ReprotectFailed(RunFailed):
     """Some units were not reprotected. One message names them all."""
 
     def __init__(self, plan: str, failed: dict[str, str], skipped: dict[str, str]):
@@ -57,7 +48,7 @@ class ReprotectFailed(runbook.RunFailed):
 
 @flow(
     name="reprotect",
-    flow_run_name=_run_name,
+    flow_run_name=run_namer("reprotect"),
     task_runner=ThreadPoolTaskRunner(max_workers=MAX_WORKERS),
     log_prints=True,
 )
@@ -88,15 +79,10 @@ def reprotect(
         rt.reprotect = False
         rt.started_at = rt.clock.now()
         rt.report = report = reprotectlib.new_report(rt)
-        monitor = Monitor(rt, FLOW_KIND)
-        rt.listeners.append(monitor)
-        monitor.start()
+        monitor = start_monitor(rt, FLOW_KIND)
         try:
             checks = reprotect_preflight(rt.key)
-            bad = [c for c in report.preflight if not c.ok]
-            if bad:
-                report.outcome = f"aborted: {len(bad)} preflight check(s) failed; nothing was changed"
-                raise runbook.PreflightFailed(the_plan.name, bad)
+            abort_on_failed_preflight(report, the_plan.name)
             logger.info(
                 "preflight: %d checks passed; %d VM(s) to reprotect",
                 len(checks),
@@ -107,7 +93,7 @@ def reprotect(
             )
             record_submitted(len(submitted.all) + 1)
             wait_all(submitted)
-            failed, skipped = runbook.outcome(rt)
+            failed, skipped = outcome(rt)
             if dry_run:
                 report.outcome = "dry run: nothing was changed"
                 for line in rt.would:

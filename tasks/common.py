@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import Task
+from prefect import Task, task
+from prefect.cache_policies import NONE
 from prefect.states import Completed
 
-from drplan import runbook, runtime
+from drplan import outcomes, runtime
 from drplan.errors import TransientError
+from drplan.stepkinds import STEPS
 
 #: step kind -> generic Prefect task (filled by the modules defining them; see :func:`register`)
 TASKS: dict[str, Task] = {}
@@ -33,26 +35,43 @@ def only_transient(task, task_run, state) -> bool:
 def run_step(kind: str, run_key: str, node: str) -> Any:
     """Run one step of one node, or return a ``Skipped`` state naming why it did not run."""
     rt = runtime.get(run_key)
-    step = runbook.STEPS[kind]
+    step = STEPS[kind]
     reason = step.blocked_by(rt, node)
     if reason is not None:
-        runbook.skip(rt, kind, node, reason)
+        outcomes.skip(rt, kind, node, reason)
         return Completed(name="Skipped", message=reason or f"{node}: not run ({rt.get(node)})")
     try:
         return step.run(rt, node)
-    except runbook.SkipStep as exc:
-        runbook.skip(rt, kind, node, str(exc))
+    except outcomes.SkipStep as exc:
+        outcomes.skip(rt, kind, node, str(exc))
         return Completed(name="Skipped", message=str(exc))
     except BaseException as exc:
         rt.extra.setdefault("errors", {})[(kind, node)] = exc
         raise
 
 
+#: the options of every per-node step task and of the plan-level reads (retry transient errors only)
+TASK_OPTIONS: dict[str, Any] = dict(
+    cache_policy=NONE, retry_condition_fn=only_transient, retry_delay_seconds=[2, 10, 30]
+)
+
+
+def step_task(kind: str, *, retries: int, doc: str) -> Task:
+    """The generic task of one step kind (:func:`run_step` of ``kind``), registered for :func:`for_node`."""
+
+    def run(run_key: str, node: str):
+        return run_step(kind, run_key, node)
+
+    run.__name__ = run.__qualname__ = kind.replace("-", "_")
+    run.__doc__ = doc
+    return register(kind, task(name=kind, retries=retries, **TASK_OPTIONS)(run))
+
+
 def _on_failure(kind: str, run_key: str, node: str):
     def hook(task, task_run, state) -> None:
         rt = runtime.get(run_key)
         exc = rt.extra.get("errors", {}).get((kind, node)) or RuntimeError(state.message or "task failed")
-        runbook.fail(rt, kind, node, exc)
+        outcomes.fail(rt, kind, node, exc)
 
     return hook
 

@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 from prefect import task
-from prefect.cache_policies import NONE
 
-from drplan import runbook, runtime
-from tasks.common import only_transient
+from drplan import preflight as preflightlib
+from drplan import run_points, runtime
+from tasks.common import TASK_OPTIONS
 
-_COMMON = dict(
-    cache_policy=NONE, retries=3, retry_condition_fn=only_transient, retry_delay_seconds=[2, 10, 30]
-)
+_COMMON = dict(retries=3, **TASK_OPTIONS)
 
 
 @task(name="preflight", task_run_name="preflight", **_COMMON)
 def preflight(run_key: str) -> list[dict]:
     """Every design §1 precondition as a named check, read concurrently; never writes."""
-    checks = runbook.preflight(runtime.get(run_key))
+    checks = preflightlib.preflight(runtime.get(run_key))
     return [
         {"name": c.name, "ok": c.ok, "message": c.message, "subject": c.subject, "rule": c.rule}
         for c in checks
@@ -26,4 +24,4 @@ def preflight(run_key: str) -> list[dict]:
 @task(name="resolve-points", task_run_name="resolve recovery points", **_COMMON)
 def resolve_points(run_key: str) -> dict:
     """Choose each VM's recovery point by policy (groups: common app-consistent; standalone: latest)."""
-    return runbook.resolve_points(runtime.get(run_key))
+    return run_points.resolve_points(runtime.get(run_key))

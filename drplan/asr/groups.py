@@ -112,6 +112,25 @@ class GroupsMixin(AsrBase):
             timeout=timeout,
         )
 
+    def _by_mode(
+        self,
+        group: str,
+        refs: Sequence[ItemRef],
+        mode: GroupFailbackMode | str,
+        operation: str,
+        *,
+        by_plan: Callable[[str], Job],
+        by_item: Callable[[ItemRef], Job],
+        wait: bool,
+        timeout: float | None,
+    ) -> dict[str, Job]:
+        """One job for every member through the group's recovery plan (``by_plan(plan name)``), or
+        ``by_item`` on every member (:meth:`_all_members`)."""
+        if GroupFailbackMode(mode) is GroupFailbackMode.recovery_plan:
+            job = by_plan(recovery_plan_name(group))
+            return {r.vm: job for r in refs}
+        return self._all_members(group, refs, operation, by_item, wait=wait, timeout=timeout)
+
     def commit_group(
         self,
         group: str,
@@ -121,11 +140,15 @@ class GroupsMixin(AsrBase):
         wait: bool = True,
         timeout: float | None = None,
     ) -> dict[str, Job]:
-        if GroupFailbackMode(mode) is GroupFailbackMode.recovery_plan:
-            job = self.plan_commit(recovery_plan_name(group), refs, wait=wait, timeout=timeout)
-            return {r.vm: job for r in refs}
-        return self._all_members(
-            group, refs, "commit", lambda r: self.commit(r, wait=False), wait=wait, timeout=timeout
+        return self._by_mode(
+            group,
+            refs,
+            mode,
+            "commit",
+            by_plan=lambda name: self.plan_commit(name, refs, wait=wait, timeout=timeout),
+            by_item=lambda r: self.commit(r, wait=False),
+            wait=wait,
+            timeout=timeout,
         )
 
     def test_failover_group(
@@ -172,14 +195,13 @@ class GroupsMixin(AsrBase):
         wait: bool = True,
         timeout: float | None = None,
     ) -> dict[str, Job]:
-        if GroupFailbackMode(mode) is GroupFailbackMode.recovery_plan:
-            job = self.plan_test_failover_cleanup(recovery_plan_name(group), refs, wait=wait, timeout=timeout)
-            return {r.vm: job for r in refs}
-        return self._all_members(
+        return self._by_mode(
             group,
             refs,
+            mode,
             "test failover cleanup",
-            lambda r: self.test_failover_cleanup(r, wait=False),
+            by_plan=lambda name: self.plan_test_failover_cleanup(name, refs, wait=wait, timeout=timeout),
+            by_item=lambda r: self.test_failover_cleanup(r, wait=False),
             wait=wait,
             timeout=timeout,
         )

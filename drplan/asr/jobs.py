@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from drplan.asr import convert
-from drplan.asr.base import AsrBase, log
+from drplan.asr.base import AsrBase, Started, log
 from drplan.asr.errors import job_failure
 from drplan.errors import JobTimeout, NotFoundError
 from drplan.values import ItemRef, Job, JobStatus
@@ -12,6 +14,45 @@ ACTIVE = (JobStatus.not_started, JobStatus.in_progress)
 
 
 class JobsMixin(AsrBase):
+    def _settle(
+        self,
+        result: Started | Job,
+        *,
+        vm: str,
+        target: str,
+        operation: str,
+        scenario: str,
+        wait: bool,
+        timeout: float | None,
+        accept_suspended: bool = False,
+        note_reuse: bool = False,
+    ) -> Job:
+        """The job an idempotent action ends with: the one it started (awaited when ``wait``), or the running
+        or done one it reused (``reused``); an action answered 200 finished synchronously."""
+        first_delay = None
+        if isinstance(result, Started):
+            if result.job is None:  # answered 200: finished synchronously
+                return Job(name="", scenario=scenario, state=JobStatus.succeeded, target=target)
+            if not wait:
+                return self.get_job(result.job, vm=vm, operation=operation)
+            name, first_delay = result.job, result.retry_after
+        else:
+            if result.done or not wait or not result.name:
+                return result
+            if note_reuse:
+                log.info("%s of %s: awaiting job %s already running", operation, vm, result.name)
+            name = result.name
+        job = self.wait_job(
+            name,
+            timeout=timeout,
+            vm=vm,
+            operation=operation,
+            first_delay=first_delay,
+            check=True,
+            accept_suspended=accept_suspended,
+        )
+        return replace(job, reused=not isinstance(result, Started))
+
     def get_job(self, name: str, *, vm: str = "", operation: str = "get job") -> Job:
         """One GET of ``replicationJobs/{name}``."""
         return convert.job(self._call(vm or name, operation, self._sdk.replication_jobs.get, name))

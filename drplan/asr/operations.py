@@ -55,28 +55,17 @@ class ItemOperationsMixin(InfrastructureMixin):
             result = self._issue(
                 ref.vm, operation, send, recheck=lambda: decide(self.item_state(ref, operation=operation))
             )
-        first_delay = None
-        if isinstance(result, Started):
-            if result.job is None:  # answered 200: finished synchronously
-                return Job(name="", scenario=scenario, state=JobStatus.succeeded, target=ref.vm)
-            if not wait:
-                return self.get_job(result.job, vm=ref.vm, operation=operation)
-            name, first_delay = result.job, result.retry_after
-        else:
-            if result.done or not wait or not result.name:
-                return result
-            log.info("%s of %s: awaiting job %s already running", operation, ref.vm, result.name)
-            name = result.name
-        job = self.wait_job(
-            name,
-            timeout=timeout,
+        return self._settle(
+            result,
             vm=ref.vm,
+            target=ref.vm,
             operation=operation,
-            first_delay=first_delay,
-            check=True,
+            scenario=scenario,
+            wait=wait,
+            timeout=timeout,
             accept_suspended=accept_suspended,
+            note_reuse=True,
         )
-        return replace(job, reused=not isinstance(result, Started))
 
     def _decide(
         self,

@@ -196,27 +196,16 @@ class RecoveryPlanMixin(AsrBase):
         result: Started | Job | None = decide()
         if result is None:
             result = self._issue(label, operation, send, recheck=decide)
-        first_delay = None
-        if isinstance(result, Started):
-            if result.job is None:
-                return Job(name="", scenario=scenario, state=JobStatus.succeeded, target=name)
-            if not wait:
-                return self.get_job(result.job, vm=label, operation=operation)
-            job_name, first_delay = result.job, result.retry_after
-        else:
-            if result.done or not wait or not result.name:
-                return result
-            job_name = result.name
-        job = self.wait_job(
-            job_name,
-            timeout=timeout,
+        return self._settle(
+            result,
             vm=label,
+            target=name,
             operation=operation,
-            first_delay=first_delay,
-            check=True,
+            scenario=scenario,
+            wait=wait,
+            timeout=timeout,
             accept_suspended=accept_suspended,
         )
-        return replace(job, reused=not isinstance(result, Started))
 
     def _plan_sender(self, name: str, refs, operation: str, begin, *body) -> Callable[[], Started]:
         return lambda: self._start(_label(name, refs), operation, begin, name, *body)

@@ -233,51 +233,47 @@ def _print_summary(console: Console, result: dict) -> None:
     console.print(f"[bold]{result.get('plan')}[/]: {result.get('outcome')}", highlight=False)
 
 
+# -- the options failback, drill and reprotect share: declared once -----------------------------------------
+PlanArg = Annotated[Path, typer.Argument(help="the plan YAML file")]
+SimulateOpt = Annotated[bool, typer.Option("--simulate", help="run on the embedded simulated estate")]
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="every read, no write; print what it would do")]
+RecoveryPointOpt = Annotated[
+    list[str] | None,
+    typer.Option("--recovery-point", help="POLICY for every unit, or UNIT=POLICY (repeatable)"),
+]
+EstateOpt = Annotated[
+    Path | None, typer.Option("--estate", help="simulated estate YAML (implies --simulate)")
+]
+SpeedOpt = Annotated[float, typer.Option("--speed", help="simulated seconds per real second")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print the result as JSON")]
+
+
 @app.command("failback")
 def failback_command(
-    plan: Annotated[Path, typer.Argument(help="the plan YAML file")],
-    simulate: Annotated[
-        bool, typer.Option("--simulate", help="run on the embedded simulated estate")
-    ] = False,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="every read, no write; print what it would do")
-    ] = False,
-    recovery_point: Annotated[
-        list[str] | None,
-        typer.Option("--recovery-point", help="POLICY for every unit, or UNIT=POLICY (repeatable)"),
-    ] = None,
+    plan: PlanArg,
+    simulate: SimulateOpt = False,
+    dry_run: DryRunOpt = False,
+    recovery_point: RecoveryPointOpt = None,
     commit: Annotated[
         str | None, typer.Option("--commit", help="commit policy: after-verification, approval or never")
     ] = None,
     no_reprotect: Annotated[
         bool, typer.Option("--no-reprotect", help="do not reprotect back to Azure")
     ] = False,
-    estate: Annotated[
-        Path | None, typer.Option("--estate", help="simulated estate YAML (implies --simulate)")
-    ] = None,
-    speed: Annotated[float, typer.Option("--speed", help="simulated seconds per real second")] = 600.0,
+    estate: EstateOpt = None,
+    speed: SpeedOpt = 600.0,
     approve: Annotated[
         bool, typer.Option("--approve", help="answer the plan's approval gates with yes")
     ] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Fail a plan back from Azure to on-prem VMware as a Prefect flow run whose task graph is the plan."""
     _quiet_prefect_console()  # before Prefect is first imported
     if commit is not None and commit not in {p.value for p in CommitPolicy}:
         raise _fail_input(f"--commit {commit!r}: use one of {', '.join(p.value for p in CommitPolicy)}")
-    if speed <= 0:
-        raise _fail_input("--speed must be positive")
-    if estate is not None:
-        from drplan.sim.estate import Estate
+    _check_run_options(speed, estate)
 
-        try:
-            Estate.from_yaml(estate)
-        except PlanError as exc:
-            for problem in exc.problems:
-                err.print(problem, highlight=False, markup=False)
-            raise typer.Exit(2) from None
-
-    from drplan import runbook
+    from drplan.run_points import parse_overrides
     from flows.failback import failback
 
     params = {
@@ -285,10 +281,7 @@ def failback_command(
         "recovery_point": list(recovery_point or []),
         "commit": commit,
         "reprotect": not no_reprotect,
-        "simulate": simulate or estate is not None,
-        "dry_run": dry_run,
-        "estate": str(estate) if estate else None,
-        "speed": speed,
+        **_target_params(simulate, dry_run, estate, speed),
     }
     run_flow_command(
         failback,
@@ -296,7 +289,7 @@ def failback_command(
         plan,
         approve=approve,
         as_json=as_json,
-        validate=lambda graph: runbook.parse_overrides(recovery_point, graph.units),
+        validate=lambda graph: parse_overrides(recovery_point, graph.units),
     )
 
 
@@ -309,6 +302,16 @@ def _print_columns(console: Console, result: dict) -> None:
     for r in result["rows"]:
         t.add_row(*(str(r.get(c, "")) for c in columns))
     console.print(t)
+
+
+def _target_params(simulate: bool, dry_run: bool, estate: Path | None, speed: float) -> dict[str, Any]:
+    """The flow parameters every run command passes the same way: where it runs, and whether it writes."""
+    return {
+        "simulate": simulate or estate is not None,
+        "dry_run": dry_run,
+        "estate": str(estate) if estate else None,
+        "speed": speed,
+    }
 
 
 def _check_run_options(speed: float, estate: Path | None) -> None:
@@ -327,39 +330,27 @@ def _check_run_options(speed: float, estate: Path | None) -> None:
 
 @app.command("drill")
 def drill_command(
-    plan: Annotated[Path, typer.Argument(help="the plan YAML file")],
-    simulate: Annotated[
-        bool, typer.Option("--simulate", help="run on the embedded simulated estate")
-    ] = False,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="every read, no write; print what it would do")
-    ] = False,
-    recovery_point: Annotated[
-        list[str] | None,
-        typer.Option("--recovery-point", help="POLICY for every unit, or UNIT=POLICY (repeatable)"),
-    ] = None,
-    estate: Annotated[
-        Path | None, typer.Option("--estate", help="simulated estate YAML (implies --simulate)")
-    ] = None,
-    speed: Annotated[float, typer.Option("--speed", help="simulated seconds per real second")] = 600.0,
+    plan: PlanArg,
+    simulate: SimulateOpt = False,
+    dry_run: DryRunOpt = False,
+    recovery_point: RecoveryPointOpt = None,
+    estate: EstateOpt = None,
+    speed: SpeedOpt = 600.0,
     approve: Annotated[
         bool, typer.Option("--approve", help="answer approval gates that stop drills with yes")
     ] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """DR drill: test failover to the plan's isolated test network in graph order, verify, always clean up,
     report RTO/RPO per unit against the plan's targets."""
     _check_run_options(speed, estate)
-    from drplan import runbook
+    from drplan.run_points import parse_overrides
     from flows.drill import drill
 
     params = {
         "plan": str(plan),
         "recovery_point": list(recovery_point or []),
-        "simulate": simulate or estate is not None,
-        "dry_run": dry_run,
-        "estate": str(estate) if estate else None,
-        "speed": speed,
+        **_target_params(simulate, dry_run, estate, speed),
     }
     run_flow_command(
         drill,
@@ -367,24 +358,20 @@ def drill_command(
         plan,
         approve=approve,
         as_json=as_json,
-        validate=lambda graph: runbook.parse_overrides(recovery_point, graph.units),
+        validate=lambda graph: parse_overrides(recovery_point, graph.units),
     )
 
 
 @app.command("reprotect")
 def reprotect_command(
-    plan: Annotated[Path, typer.Argument(help="the plan YAML file")],
+    plan: PlanArg,
     simulate: Annotated[
         bool, typer.Option("--simulate", help="run on the embedded simulated estate (VMs in Azure)")
     ] = False,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="every read, no write; print what it would do")
-    ] = False,
-    estate: Annotated[
-        Path | None, typer.Option("--estate", help="simulated estate YAML (implies --simulate)")
-    ] = None,
-    speed: Annotated[float, typer.Option("--speed", help="simulated seconds per real second")] = 600.0,
-    as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
+    dry_run: DryRunOpt = False,
+    estate: EstateOpt = None,
+    speed: SpeedOpt = 600.0,
+    as_json: JsonOpt = False,
 ) -> None:
     """Reprotect the plan's VMs Azure -> on-prem (master target rules checked first) and wait for healthy
     replication."""
@@ -393,9 +380,6 @@ def reprotect_command(
 
     params = {
         "plan": str(plan),
-        "simulate": simulate or estate is not None,
-        "dry_run": dry_run,
-        "estate": str(estate) if estate else None,
-        "speed": speed,
+        **_target_params(simulate, dry_run, estate, speed),
     }
     run_flow_command(reprotect, params, plan, approve=False, as_json=as_json)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, quote, urlsplit
 
 from drplan.sim import shapes
-from drplan.sim.lifecycle import OP_ALLOWED, SimError
+from drplan.sim.rules import OP_ALLOWED, SimError
 
 if TYPE_CHECKING:
     from drplan.sim.simulator import Simulator
