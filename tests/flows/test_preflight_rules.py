@@ -103,7 +103,8 @@ FAILBACK_RULES = [
     (
         _cs_silent,
         "configuration-server-heartbeat cs-01",
-        "configuration server cs-01 last sent a heartbeat 12",  # 120 minutes ago (and a few seconds)
+        # about 120 minutes ago: the exact figure moves with request latency x simulator speed
+        "configuration server cs-01 last sent a heartbeat ",
         "configuration server running and connected",
     ),
     (
