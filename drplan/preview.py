@@ -1,13 +1,13 @@
 """The connected part of the dry run: the recovery point each unit would fail back to, read from ASR.
 
 Reads only: discovery (one listing per container), recovery points, the policy. Nothing is written.
+A unit without a valid point gets a ``problem`` column; a failed discovery raises for the whole plan.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from drplan.errors import AsrError
 from drplan.graph import RecoveryGraph
 from drplan.plan import format_duration
 from drplan.points import choose_points
@@ -21,10 +21,7 @@ def chosen_points(
     units = [u for u in graph.units.values() if u.kind != "hook"]
     vms = [v.name for u in units for v in u.vms]
     columns: dict[str, dict[str, object]] = {}
-    try:
-        refs = asr.discover(vms)
-    except AsrError as exc:  # every unit is affected: say it once per unit, and keep the plan view
-        return {u.name: {"problem": str(exc)} for u in units}, {}
+    refs = asr.discover(vms)  # an AsrError here concerns the whole plan: the CLI says it once (exit 1)
     points_by_vm = asr.recovery_points_for(refs.values())
     problems: dict[str, str] = {}
     chosen = choose_points(units, points_by_vm, now=now, errors=problems)
