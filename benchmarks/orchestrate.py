@@ -136,6 +136,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--visibility-timeout", type=float, default=60.0)
     args = parser.parse_args(argv)
 
+    # as the CLI does: the local engine's server (a child process) records task runs and events in batches
+    os.environ.setdefault("PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE", "500")
+    os.environ.setdefault("PREFECT_SERVER_SERVICES_EVENT_PERSISTER_BATCH_SIZE", "500")
     from drplan.graph import load_and_compile
 
     start = time.perf_counter()
@@ -150,7 +153,7 @@ def main(argv: list[str] | None = None) -> None:
 
     warmup()  # starts (or reaches) the API outside the measured window
 
-    from flows.common import SUBMITTED
+    from flows.common import MAX_COMMITS, MAX_WORKERS, SUBMITTED
     from flows.failback import failback
 
     sampler = Sampler()
@@ -182,7 +185,8 @@ def main(argv: list[str] | None = None) -> None:
         "rss_mb": peak_rss_mb(),
         "server_rss_mb": server_rss if not os.environ.get("PREFECT_API_URL") else None,
         "peak_threads": sampler.peak_threads,
-        "max_workers": int(os.environ.get("DRPLAN_MAX_WORKERS", "16")),
+        "max_workers": MAX_WORKERS,
+        "max_commits": MAX_COMMITS,
     }
     Path(args.out).write_text(json.dumps(out, indent=2), encoding="utf-8")
 

@@ -98,8 +98,11 @@ def _failback_vm(rt: Runtime, unit: str, vm) -> tuple[str, str]:
         raise RecoveryPointError(f"failback of VM {vm.name}: no recovery point was resolved")
     if rt.report is not None and phase == Phase.reprotected_to_onprem:
         rt.report.update(unit, vm.name, failback_start=rt.clock.now(), status="failing-back")
-    # The adapter reads the phase again: a job already running is awaited, work already done not re-issued.
-    job = rt.asr.failback(ref, choice.point if choice else None, timeout=budget(rt, vm, "failback"))
+    # The adapter checks the phase on the state just read (no second GET): a job already running is
+    # awaited, work already done not re-issued; a failed write re-reads before deciding again.
+    job = rt.asr.failback(
+        ref, choice.point if choice else None, timeout=budget(rt, vm, "failback"), state=state
+    )
     if rt.report is not None:
         row = rt.report.row(unit, vm.name)
         rt.report.update(
@@ -164,7 +167,8 @@ def commit_unit(rt: Runtime, unit: str) -> dict[str, str]:
         from drplan.asr import phase_of
 
         ref = rt.refs[vm.name]
-        phase = phase_of(rt.asr.item_state(ref))
+        state = rt.asr.item_state(ref)
+        phase = phase_of(state)
         if phase in (Phase.committed, Phase.reprotected_to_azure):
             if rt.report is not None:
                 rt.report.update(unit, vm.name, commit="already committed")
@@ -179,7 +183,7 @@ def commit_unit(rt: Runtime, unit: str) -> dict[str, str]:
                 operation="commit",
                 rule="commit only after failback",
             )
-        rt.asr.commit(ref, timeout=budget(rt, vm, "commit"))
+        rt.asr.commit(ref, timeout=budget(rt, vm, "commit"), state=state)
         now = rt.clock.now()
         if rt.report is not None:
             rt.report.update(unit, vm.name, committed_at=now, commit=f"ok {now:%H:%M:%S}")
@@ -214,7 +218,8 @@ def reprotect_unit(rt: Runtime, unit: str) -> dict[str, str]:
         from drplan.asr import phase_of
 
         ref = rt.refs[vm.name]
-        phase = phase_of(rt.asr.item_state(ref))
+        state = rt.asr.item_state(ref)
+        phase = phase_of(state)
         if phase == Phase.reprotected_to_azure:
             if rt.report is not None:
                 rt.report.update(unit, vm.name, reprotect="already reprotected")
@@ -225,7 +230,7 @@ def reprotect_unit(rt: Runtime, unit: str) -> dict[str, str]:
                 f"{format_duration(opts.agent_registration_window)})"
             )
             return vm.name, "dry-run"
-        attempts = _reprotect_with_retry(rt, vm, ref, opts)
+        attempts = _reprotect_with_retry(rt, vm, ref, opts, state=state)
         now = rt.clock.now()
         if rt.report is not None:
             rt.report.update(
@@ -244,7 +249,7 @@ def reprotect_unit(rt: Runtime, unit: str) -> dict[str, str]:
 
 
 def _reprotect_with_retry(
-    rt: Runtime, vm, ref, opts, *, first_delay: float = 30.0, max_delay: float = 240.0
+    rt: Runtime, vm, ref, opts, *, first_delay: float = 30.0, max_delay: float = 240.0, state=None
 ) -> int:
     window = opts.agent_registration_window
     deadline = rt.clock.monotonic() + window
@@ -253,7 +258,10 @@ def _reprotect_with_retry(
     while True:
         attempt += 1
         try:
-            rt.asr.reprotect_to_azure(ref, timeout=budget(rt, vm, "reprotect"), **kwargs)
+            # the first attempt decides on the state the step just read; a retry reads afresh
+            rt.asr.reprotect_to_azure(
+                ref, timeout=budget(rt, vm, "reprotect"), state=state if attempt == 1 else None, **kwargs
+            )
             return attempt
         except AgentNotInstalledError as exc:
             left = deadline - rt.clock.monotonic()

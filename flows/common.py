@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import queue
 import socket
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -53,7 +54,9 @@ from tasks.common import for_node
 log = logging.getLogger(__name__)
 
 #: bound on concurrently running task threads (Prefect's default pool is unbounded; prefect-notes §2)
-MAX_WORKERS = int(os.environ.get("DRPLAN_MAX_WORKERS", "16"))
+MAX_WORKERS = int(os.environ.get("DRPLAN_MAX_WORKERS", "64"))
+#: bound on concurrently running tasks of each per-unit post-graph kind (commit, reprotect, cleanup)
+MAX_COMMITS = int(os.environ.get("DRPLAN_MAX_COMMITS", "32"))
 ACTIVE = [StateType.RUNNING, StateType.PAUSED, StateType.PENDING, StateType.CANCELLING]
 #: task runs each flow run submitted, by flow run id (the CLI waits until the API has recorded them all)
 SUBMITTED: dict[str, int] = {}
@@ -259,36 +262,105 @@ def submit_graph(
     stage: a gate waits for the graph's sinks; a per-unit stage waits for the gate just before it, or else
     for the unit's previous task. Every ``wait_for`` is ``allow_failure`` so a failed upstream leads to an
     explicit *Skipped* state naming the reason, never a silent NotReady.
+
+    A task is submitted only once every upstream future is done (a scheduler loop fed by done-callbacks), so
+    no worker thread sits blocked on ``wait_for`` and the pool bound is the real concurrency. Per-unit
+    ``then`` stages (commit, reprotect, cleanup) run at most :data:`MAX_COMMITS` at once per kind: the commit
+    gate releases them in a bounded stream, not one burst. Returns once every task has been submitted.
     """
-    out = Submitted()
-    key, graph = rt.key, rt.graph
+    specs, terminal = _plan_submissions(rt, unit_steps, hook_kind, flow_kind, then)
+    capped = {stage.kind for stage in then if stage.per_unit}
+    out = _run_submissions(rt.key, specs, capped, max(1, MAX_COMMITS))
+    out.terminal = {node: out.futures[k] for node, k in terminal.items()}
+    return out
 
-    def submit(kind: str, node: str, upstream: Sequence[PrefectFuture]) -> PrefectFuture:
-        future = for_node(kind, key, node).submit(key, node, wait_for=[allow_failure(f) for f in upstream])
-        out.futures[(kind, node)] = future
-        return future
 
+Key = tuple[str, str]  # (step kind, node)
+
+
+def _plan_submissions(
+    rt: Runtime, unit_steps: Sequence[str], hook_kind: str, flow_kind: str, then: Sequence[Stage]
+) -> tuple[dict[Key, list[Key]], dict[str, Key]]:
+    """Every (kind, node) task to submit, in submission order, with the keys of its upstream tasks; and
+    each graph node's last graph-phase task."""
+    graph = rt.graph
+    specs: dict[Key, list[Key]] = {}
+    terminal: dict[str, Key] = {}
     nodes = [n for n in graph.order if stepkinds.in_flow(rt, n, flow_kind)]
     preds = {n: stepkinds.effective_predecessors(rt, n, flow_kind) for n in nodes}
     for node in nodes:
-        upstream = [out.terminal[p] for p in preds[node]]
+        upstream = [terminal[p] for p in preds[node]]
         kinds = (hook_kind,) if graph.units[node].kind == "hook" else tuple(unit_steps)
         for kind in kinds:
-            upstream = [submit(kind, node, upstream)]
-        out.terminal[node] = upstream[0]
+            specs[(kind, node)] = upstream
+            upstream = [(kind, node)]
+        terminal[node] = upstream[0]
 
     has_succ = {p for n in nodes for p in preds[n]}
-    sinks = [out.terminal[n] for n in nodes if n not in has_succ]
+    sinks = [terminal[n] for n in nodes if n not in has_succ]
     units = [n for n in nodes if graph.units[n].kind != "hook"]
-    last = {n: [out.terminal[n]] for n in units}
-    gate: list[PrefectFuture] | None = None
+    last = {n: [terminal[n]] for n in units}
+    gate: list[Key] | None = None
     for stage in then:
         if not stage.per_unit:
-            gate = [submit(stage.kind, stage.node, sinks)]
+            specs[(stage.kind, stage.node)] = sinks
+            gate = [(stage.kind, stage.node)]
             continue
         for n in units:
-            last[n] = [submit(stage.kind, n, gate if gate is not None else last[n])]
+            specs[(stage.kind, n)] = list(gate if gate is not None else last[n])
+            last[n] = [(stage.kind, n)]
         gate = None
+    return specs, terminal
+
+
+def _run_submissions(key: str, specs: dict[Key, list[Key]], capped: set[str], cap: int) -> Submitted:
+    """Submit each task when all its upstream futures are done (``wait_for`` still names them, for the
+    API's edges); at most ``cap`` running tasks of each kind in ``capped``."""
+    out = Submitted()
+    done: queue.SimpleQueue[Key] = queue.SimpleQueue()
+    finished: set[Key] = set()
+    waiting = {k: set(ups) for k, ups in specs.items()}
+    dependents: dict[Key, list[Key]] = {}
+    for k, ups in specs.items():
+        for u in set(ups):
+            dependents.setdefault(u, []).append(k)
+    order = {k: i for i, k in enumerate(specs)}
+    ready = [k for k, ups in waiting.items() if not ups]
+    held: dict[str, list[Key]] = {}  # capped kind -> ready keys waiting for a slot, in submission order
+    running: dict[str, int] = {}
+
+    def submit(k: Key) -> None:
+        kind, node = k
+        upstream = [allow_failure(out.futures[u]) for u in specs[k]]
+        future = for_node(kind, key, node).submit(key, node, wait_for=upstream)
+        out.futures[k] = future
+        running[kind] = running.get(kind, 0) + 1
+        future.add_done_callback(lambda _f, k=k: done.put(k))
+
+    def release(keys: list[Key]) -> None:
+        for k in sorted(keys, key=order.__getitem__):
+            if k[0] in capped and running.get(k[0], 0) >= cap:
+                held.setdefault(k[0], []).append(k)
+            else:
+                submit(k)
+
+    release(ready)
+    while len(finished) < len(specs):
+        if not any(running.values()):
+            raise RuntimeError(f"submit_graph: {len(specs) - len(finished)} task(s) can never be submitted")
+        k = done.get()
+        finished.add(k)
+        running[k[0]] -= 1
+        newly = []
+        for d in dependents.get(k, ()):
+            waiting[d].discard(k)
+            if not waiting[d]:
+                newly.append(d)
+        queued = held.get(k[0])
+        if queued:
+            newly.append(queued.pop(0))
+        release(newly)
+    out.futures = {k: out.futures[k] for k in specs}
     return out
 
 

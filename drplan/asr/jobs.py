@@ -73,7 +73,8 @@ class JobsMixin(AsrBase):
 
         ``deadline`` is a ``self.clock.monotonic()`` value; ``timeout`` (seconds from now) is the alternative,
         ``self.job_timeout`` the default. Polls every ``polling_interval`` seconds at most, sooner when the
-        server's ``Retry-After`` (``first_delay``) says so. Raises :class:`JobTimeout` at the deadline
+        server's ``Retry-After`` (``first_delay``: a job just started is first polled after it) says so.
+        Raises :class:`JobTimeout` at the deadline
         (the job may still run). With ``check``, a job that did not succeed raises the mapped
         :class:`AsrError`.
         """
@@ -81,7 +82,10 @@ class JobsMixin(AsrBase):
             deadline = self.clock.monotonic() + (self.job_timeout if timeout is None else timeout)
         vm = vm or name
         operation = operation or "wait for job"
-        delay = min(first_delay, self.polling_interval) if first_delay else self.polling_interval
+        if first_delay:  # a job just started: its first poll comes after the server's Retry-After
+            left = deadline - self.clock.monotonic()
+            self.clock.sleep(max(0.0, min(first_delay, self.polling_interval, left)))
+        delay = self.polling_interval
         while True:
             job = self.get_job(name, vm=vm, operation=operation)
             if job.done or job.state is JobStatus.suspended:

@@ -48,9 +48,16 @@ class ItemOperationsMixin(InfrastructureMixin):
         wait: bool,
         timeout: float | None,
         accept_suspended: bool = False,
+        state: ItemState | None = None,
     ) -> Job:
-        """``decide`` reads a state, returns a job to reuse (running or done) or ``None``: send the write."""
-        result: Started | Job | None = decide(self.item_state(ref, operation=operation))
+        """``decide`` reads a state, returns a job to reuse (running or done) or ``None``: send the write.
+
+        ``state``: the item's state as the caller read it moments ago in the same step (saves a GET); the
+        phase is still checked on it before the write, and a failed write re-reads before deciding again.
+        """
+        if state is None or state.ref.item.lower() != ref.item.lower():
+            state = self.item_state(ref, operation=operation)
+        result: Started | Job | None = decide(state)
         if result is None:
             result = self._issue(
                 ref.vm, operation, send, recheck=lambda: decide(self.item_state(ref, operation=operation))
@@ -128,6 +135,7 @@ class ItemOperationsMixin(InfrastructureMixin):
         shutdown_azure_vm: bool = True,
         wait: bool = True,
         timeout: float | None = None,
+        state: ItemState | None = None,
     ) -> Job:
         """Fail the VM back to on-prem: unplanned failover with the ``InMage`` input.
 
@@ -180,11 +188,14 @@ class ItemOperationsMixin(InfrastructureMixin):
             )
         )
         send = self._sender(ref, op, self._sdk.replication_protected_items.begin_unplanned_failover, body)
-        return self._run(ref, op, "UnplannedFailover", decide, send, wait=wait, timeout=timeout)
+        return self._run(ref, op, "UnplannedFailover", decide, send, wait=wait, timeout=timeout, state=state)
 
     # -- commit ----------------------------------------------------------------------------------------------
-    def commit(self, ref: ItemRef, *, wait: bool = True, timeout: float | None = None) -> Job:
-        """Commit the failback (deletes the failed-over VM in Azure), once the on-prem VM is verified."""
+    def commit(
+        self, ref: ItemRef, *, wait: bool = True, timeout: float | None = None, state: ItemState | None = None
+    ) -> Job:
+        """Commit the failback (deletes the failed-over VM in Azure), once the on-prem VM is verified.
+        ``state``: the item as the caller just read it (the phase is checked on it; saves a GET)."""
         op = "commit"
 
         def decide(state: ItemState) -> Job | None:
@@ -200,7 +211,7 @@ class ItemOperationsMixin(InfrastructureMixin):
             )
 
         send = self._sender(ref, op, self._sdk.replication_protected_items.begin_failover_commit)
-        return self._run(ref, op, "CommitFailover", decide, send, wait=wait, timeout=timeout)
+        return self._run(ref, op, "CommitFailover", decide, send, wait=wait, timeout=timeout, state=state)
 
     # -- reprotect -------------------------------------------------------------------------------------------
     def reprotect_to_onprem(
@@ -301,6 +312,7 @@ class ItemOperationsMixin(InfrastructureMixin):
         retry_every: float = 120.0,
         wait: bool = True,
         timeout: float | None = None,
+        state: ItemState | None = None,
     ) -> Job:
         """Reprotect on-prem → Azure (``InMageAzureV2ReprotectInput``) after the failback was committed.
 
@@ -347,8 +359,11 @@ class ItemOperationsMixin(InfrastructureMixin):
         deadline = self.clock.monotonic() + (agent_registration_window or 0.0)
         while True:
             try:
-                return self._run(ref, op, "ReverseReplication", decide, send, wait=wait, timeout=timeout)
+                return self._run(
+                    ref, op, "ReverseReplication", decide, send, wait=wait, timeout=timeout, state=state
+                )
             except AgentNotInstalledError:
+                state = None  # a retry reads the item afresh
                 left = deadline - self.clock.monotonic()
                 if left <= 0:
                     raise

@@ -48,6 +48,10 @@ def _quiet_prefect_console() -> None:
     os.environ.setdefault("DRPLAN_APPROVAL_POLL_SECONDS", "1")
     # the local engine's first start migrates a fresh SQLite database: allow for a busy machine
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    # the ephemeral server (a child process: it inherits this environment) records task runs and events in
+    # batches, so a large plan's task runs all reach the API soon after the flow ends (prefect-notes §4)
+    os.environ.setdefault("PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE", "500")
+    os.environ.setdefault("PREFECT_SERVER_SERVICES_EVENT_PERSISTER_BATCH_SIZE", "500")
 
 
 def _fail_input(message: str) -> typer.Exit:

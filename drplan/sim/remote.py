@@ -14,14 +14,15 @@ simulator's clock seen from outside (sleeps ``seconds / speed`` of wall time).
 
 from __future__ import annotations
 
+import http.client
 import json
 import ssl
+import threading
 import time
-import urllib.error
-import urllib.request
+import urllib.parse
 from collections.abc import Sequence
 from dataclasses import asdict
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from drplan.errors import BootTimeout, VCenterUnreachable
@@ -74,38 +75,97 @@ def dispatch(sim: Simulator, method: str, path: str, raw: bytes) -> Response:
 
 # -- client side -----------------------------------------------------------------------------------------
 class _Http:
+    """JSON calls to the simulator over one kept-alive HTTPS connection per thread (TLS verified)."""
+
     def __init__(self, endpoint: str, ca_file: str | None, timeout: float = 30.0):
         self.endpoint = endpoint.rstrip("/")
+        url = urllib.parse.urlsplit(self.endpoint)
+        self._host, self._port, self._base = url.hostname or "127.0.0.1", url.port, url.path.rstrip("/")
         self.ctx = ssl.create_default_context(cafile=ca_file) if ca_file else ssl.create_default_context()
         self.timeout = timeout
+        self._local = threading.local()
+
+    def _connection(self) -> http.client.HTTPSConnection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = http.client.HTTPSConnection(self._host, self._port, timeout=self.timeout, context=self.ctx)
+            self._local.conn = conn
+        return conn
+
+    def _drop(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is not None:
+            conn.close()
 
     def call(self, method: str, route: str, body: dict | None = None) -> dict:
         data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(
-            self.endpoint + PREFIX + route,
-            data=data,
-            method=method,
-            headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
-        )
-        try:
-            with urllib.request.urlopen(req, context=self.ctx, timeout=self.timeout) as resp:
-                return json.loads(resp.read() or b"{}")
-        except (urllib.error.URLError, OSError) as exc:
-            raise VCenterUnreachable(f"simulator at {self.endpoint} unreachable ({route}): {exc}") from None
+        headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+        for attempt in (1, 2):  # a kept-alive connection the server closed is reopened once
+            try:
+                conn = self._connection()
+                conn.request(method, self._base + PREFIX + route, body=data, headers=headers)
+                resp = conn.getresponse()
+                raw = resp.read()
+            except (http.client.HTTPException, OSError) as exc:
+                self._drop()
+                if attempt == 1 and isinstance(
+                    exc,
+                    (
+                        http.client.RemoteDisconnected,
+                        ConnectionResetError,
+                        BrokenPipeError,
+                        http.client.CannotSendRequest,
+                    ),
+                ):
+                    continue
+                raise VCenterUnreachable(
+                    f"simulator at {self.endpoint} unreachable ({route}): {exc}"
+                ) from None
+            if resp.will_close:
+                self._drop()
+            if resp.status >= 400:
+                raise VCenterUnreachable(
+                    f"simulator at {self.endpoint} answered {resp.status} ({route}): {raw[:200]!r}"
+                )
+            return json.loads(raw or b"{}")
+        raise AssertionError("unreachable")
 
 
 class RemoteClock:
-    """The simulator's clock, read over HTTPS; sleeping takes ``seconds / speed`` of wall time."""
+    """The simulator's clock seen from another process: read once (now, monotonic, speed), then computed
+    locally from this process's monotonic clock; re-read at most every ``resync`` wall seconds so that an
+    ``advance()`` or a speed change in the simulator shows up. Sleeping takes ``seconds / speed`` of wall
+    time."""
 
-    def __init__(self, http: _Http):
+    def __init__(self, http: _Http, *, resync: float = 1.0):
         self._http = http
-        self.speed = float(http.call("GET", "clock")["speed"])
+        self._resync = resync
+        self._lock = threading.Lock()
+        self._last = float("-inf")
+        self._sync()
+
+    def _sync(self) -> None:
+        data = self._http.call("GET", "clock")
+        self._wall0 = time.monotonic()
+        self._mono0 = float(data["monotonic"])
+        self._now0 = datetime.fromisoformat(data["now"])
+        self.speed = float(data["speed"])
+
+    def _read(self) -> tuple[float, datetime]:
+        """(monotonic, now), computed from the last sync (re-synced first when older than ``resync``)."""
+        with self._lock:
+            if time.monotonic() - self._wall0 >= self._resync:
+                self._sync()
+            elapsed = (time.monotonic() - self._wall0) * self.speed
+            self._last = max(self._last, self._mono0 + elapsed)  # never backwards across a re-sync
+            return self._last, self._now0 + timedelta(seconds=elapsed)
 
     def now(self) -> datetime:
-        return datetime.fromisoformat(self._http.call("GET", "clock")["now"])
+        return self._read()[1]
 
     def monotonic(self) -> float:
-        return float(self._http.call("GET", "clock")["monotonic"])
+        return self._read()[0]
 
     def sleep(self, seconds: float) -> None:
         if seconds > 0:
