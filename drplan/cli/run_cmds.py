@@ -209,6 +209,11 @@ def _short(value: str, n: int = 19) -> str:
     return value[11:n] if len(value) >= n and value[4:5] == "-" else value
 
 
+def _outcome(text: str) -> str:
+    """A step's outcome for the terminal table: ``ok`` (its time is in the report artifact) or the reason."""
+    return "ok" if text.startswith("ok") else text.split(" (")[0][:24]
+
+
 def _print_summary(console: Console, result: dict) -> None:
     for line in result.get("would", []):
         console.print(f"would: {line}", highlight=False, markup=False)
@@ -229,8 +234,8 @@ def _print_summary(console: Console, result: dict) -> None:
                 point,
                 r.get("data_loss", ""),
                 _short(r.get("verified_at", "")),
-                r.get("commit", "").split(" (")[0][:24],
-                r.get("reprotect", "").split(" (")[0][:24],
+                _outcome(r.get("commit", "")),
+                _outcome(r.get("reprotect", "")),
                 r.get("rto", ""),
             )
         console.print(t)
