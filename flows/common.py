@@ -142,7 +142,6 @@ def open_runtime(
     with open_targets(
         plan, simulate=simulate, estate=estate, speed=speed, secret_loader=_prefect_secret
     ) as targets:
-        kwargs = {"clock": targets.clock} if targets.mode != "real" else {}
         rt = Runtime(
             plan=plan,
             graph=graph,
@@ -150,7 +149,7 @@ def open_runtime(
             onprem=targets.onprem,
             dry_run=dry_run,
             mode=targets.mode,
-            **kwargs,
+            clock=targets.clock,
         )
         runtime.register(rt)
         try:
