@@ -5,9 +5,9 @@
 For each size the plan YAML is generated (benchmarks.synth) and timed the way ``drplan validate`` /
 ``drplan plan`` handle it, best of ``--repeat`` runs:
 
-- load: parsing the YAML into positioned dicts and lists (``drplan.loader``, libyaml events);
-- validate: the pydantic schema plus the cross-reference rules (drplan.validate);
-- compile: the compiler (drplan.graph);
+- load: parsing the YAML into positioned dicts and lists (``drplan.plan.loader``, libyaml events);
+- validate: the pydantic schema plus the cross-reference rules (drplan.plan.validate);
+- compile: the compiler (drplan.plan.graph);
 - total: ``load_and_compile`` of the plan file end to end (the three above, as every command and
   flow runs them).
 
@@ -31,10 +31,10 @@ from pathlib import Path
 import yaml
 
 from benchmarks.synth import Spec, synth_plan_data, synth_plan_yaml
-from drplan.graph import compile_plan, load_and_compile
-from drplan.loader import _Locator, _parse_yaml, gc_paused
-from drplan.plan import Plan
-from drplan.validate import Source, check_plan
+from drplan.plan.graph import compile_plan, load_and_compile
+from drplan.plan.loader import _Locator, _parse_yaml, gc_paused
+from drplan.plan.schema import Plan
+from drplan.plan.validate import Source, check_plan
 
 
 def _best(fn, repeat: int, cpu: list[float] | None = None) -> tuple[float, object]:
@@ -118,14 +118,19 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps({**meta, "results": rows}, indent=2))
         return
     print(f"python {platform.python_version()}, {os.cpu_count()} CPUs, best of {args.repeat}")
-    print(f"{'VMs':>7} {'units':>6} {'edges':>6} {'lines':>7} {'load':>7} {'validate':>9} {'compile':>8} "
-          f"{'val+comp':>9} {'total':>7} {'(CPU)':>7} | {'yaml.load C':>11} {'json.loads':>10} "
-          f"{'total/yaml.load':>15}")
+    print(
+        f"{'VMs':>7} {'units':>6} {'edges':>6} {'lines':>7} {'load':>7} {'validate':>9} {'compile':>8} "
+        f"{'val+comp':>9} {'total':>7} {'(CPU)':>7} | {'yaml.load C':>11} {'json.loads':>10} "
+        f"{'total/yaml.load':>15}"
+    )
     for r in rows:
-        print(f"{r['vms']:>7} {r['units']:>6} {r['edges']:>6} {r['yaml_lines']:>7} {r['load_s']:>6.3f}s "
-              f"{r['validate_s']:>8.3f}s {r['compile_s']:>7.3f}s {r['validate_compile_s']:>8.3f}s "
-              f"{r['total_s']:>6.3f}s {r['total_cpu_s']:>6.3f}s | {r['yaml_load_c_s']:>10.3f}s "
-              f"{r['json_loads_s']:>9.3f}s {r['total_to_yaml_load']:>15.2f}")
+        print(
+            f"{r['vms']:>7} {r['units']:>6} {r['edges']:>6} {r['yaml_lines']:>7} {r['load_s']:>6.3f}s "
+            f"{r['validate_s']:>8.3f}s {r['compile_s']:>7.3f}s {r['validate_compile_s']:>8.3f}s "
+            f"{r['total_s']:>6.3f}s {r['total_cpu_s']:>6.3f}s | {r['yaml_load_c_s']:>10.3f}s "
+            f"{r['json_loads_s']:>9.3f}s {r['total_to_yaml_load']:>15.2f}"
+        )
+
 
 if __name__ == "__main__":
     main()

@@ -125,8 +125,9 @@ def _span(rows: list[dict]) -> float | None:
     ends = [e for e in ends if e]
     if not starts or not ends:
         return None
-    return round((max(map(datetime.fromisoformat, ends)) - min(map(datetime.fromisoformat, starts)))
-                 .total_seconds(), 2)
+    return round(
+        (max(map(datetime.fromisoformat, ends)) - min(map(datetime.fromisoformat, starts))).total_seconds(), 2
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -139,7 +140,7 @@ def main(argv: list[str] | None = None) -> None:
     # as the CLI does: the local engine's server (a child process) records task runs and events in batches
     os.environ.setdefault("PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE", "500")
     os.environ.setdefault("PREFECT_SERVER_SERVICES_EVENT_PERSISTER_BATCH_SIZE", "500")
-    from drplan.graph import load_and_compile
+    from drplan.plan.graph import load_and_compile
 
     start = time.perf_counter()
     load_and_compile(args.plan)

@@ -41,15 +41,22 @@ def classify(counts: dict[tuple[str, str], int]) -> dict[str, int]:
     arm = {k: n for k, n in counts.items() if k[1] != SIM_REMOTE}
     reads = sum(n for (m, _op), n in arm.items() if m == "GET")
     writes = sum(n for (m, _op), n in arm.items() if m != "GET")
-    polls = sum(n for (m, op), n in arm.items()
-                if m == "GET" and (op in POLL_OPS or op.endswith("_OperationResults")))
+    polls = sum(
+        n for (m, op), n in arm.items() if m == "GET" and (op in POLL_OPS or op.endswith("_OperationResults"))
+    )
     remote = sum(n for k, n in counts.items() if k[1] == SIM_REMOTE)
-    return {"requests": reads + writes, "reads": reads, "writes": writes, "polls": polls,
-            "sim_remote": remote}
+    return {
+        "requests": reads + writes,
+        "reads": reads,
+        "writes": writes,
+        "polls": polls,
+        "sim_remote": remote,
+    }
 
 
-def run_one(plan: Path, workload_json: Path, *, workdir: Path, label: str, env_extra: dict[str, str],
-            timeout: float) -> dict:
+def run_one(
+    plan: Path, workload_json: Path, *, workdir: Path, label: str, env_extra: dict[str, str], timeout: float
+) -> dict:
     """One flow run: a fresh simulator process, a fresh orchestrator process; the measured figures."""
     sim = SimProcess(plan, workload_json, log=workdir / f"{label}.sim.log")
     try:
@@ -59,7 +66,11 @@ def run_one(plan: Path, workload_json: Path, *, workdir: Path, label: str, env_e
         with open(workdir / f"{label}.log", "ab") as log:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "benchmarks.orchestrate", str(plan), str(out)],
-                cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                cwd=REPO,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
             try:
                 returncode = proc.wait(timeout=timeout)
@@ -69,8 +80,11 @@ def run_one(plan: Path, workload_json: Path, *, workdir: Path, label: str, env_e
                     os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
                 counts = sim.counts()
-                return {"error": f"did not finish within {timeout:.0f} s (makespan > {timeout:.0f} s)",
-                        "timeout_s": timeout, "arm": classify(counts)}
+                return {
+                    "error": f"did not finish within {timeout:.0f} s (makespan > {timeout:.0f} s)",
+                    "timeout_s": timeout,
+                    "arm": classify(counts),
+                }
         counts = sim.counts()
     finally:
         sim.stop()
@@ -86,7 +100,7 @@ Engine = tuple[str, dict[str, str], tuple[str, ...]]  # name, environment, sched
 
 
 def bench_scale(n: int, args, workdir: Path, engines: list[Engine]) -> dict:
-    from drplan.graph import load_and_compile
+    from drplan.plan.graph import load_and_compile
 
     timing = Timing().scaled(args.time_scale)
     wl = build_workload(n, args.seed, timing)
@@ -99,9 +113,14 @@ def bench_scale(n: int, args, workdir: Path, engines: list[Engine]) -> dict:
     units = sum(1 for u in graph.units.values() if u.kind != "hook")
     physical = bound(graph, wl.durations, wl.hook_waits)
     row: dict = {
-        "vms": n, "units": units, "hooks": len(graph.units) - units, "generations": len(graph.generations),
-        "edges": graph.digraph.number_of_edges(), "bound_s": round(physical, 2),
-        "grid_bound_s": round(bound(graph, wl.durations, wl.hook_waits, grid=True), 2), "runs": [],
+        "vms": n,
+        "units": units,
+        "hooks": len(graph.units) - units,
+        "generations": len(graph.generations),
+        "edges": graph.digraph.number_of_edges(),
+        "bound_s": round(physical, 2),
+        "grid_bound_s": round(bound(graph, wl.durations, wl.hook_waits, grid=True), 2),
+        "runs": [],
     }
     plans = {}
     for schedule in SCHEDULES:
@@ -110,30 +129,44 @@ def bench_scale(n: int, args, workdir: Path, engines: list[Engine]) -> dict:
         plans[schedule] = wl.write_plan(scale_dir / f"plan-{schedule}.yaml", data)
         row[f"{schedule}_bound_s"] = round(bound(graph, wl.durations, wl.hook_waits, deps=deps), 2)
         row[f"{schedule}_grid_bound_s"] = round(
-            bound(graph, wl.durations, wl.hook_waits, deps=deps, grid=True), 2)
+            bound(graph, wl.durations, wl.hook_waits, deps=deps, grid=True), 2
+        )
         row[f"{schedule}_graph_phase_bound_s"] = round(
-            bound(graph, wl.durations, wl.hook_waits, deps=deps, post=False), 2)
+            bound(graph, wl.durations, wl.hook_waits, deps=deps, post=False), 2
+        )
     for engine, env_extra, schedules in engines:
         for schedule in schedules:
             if schedule == "sequential" and n > args.sequential_max:
                 continue
             label = f"{engine}-{schedule}"
             timeout = args.run_timeout or max(600.0, 4 * row[f"{schedule}_bound_s"] + 300, 1.5 * n)
-            print(f"[{time.strftime('%H:%M:%S')}] {n} VMs, {engine}, {schedule} "
-                  f"(bound {row[f'{schedule}_bound_s']:.0f} s) ...", flush=True)
+            print(
+                f"[{time.strftime('%H:%M:%S')}] {n} VMs, {engine}, {schedule} "
+                f"(bound {row[f'{schedule}_bound_s']:.0f} s) ...",
+                flush=True,
+            )
             load = os.getloadavg()[0]
-            result = run_one(plans[schedule], workload_json, workdir=scale_dir, label=label,
-                             env_extra=env_extra, timeout=timeout)
+            result = run_one(
+                plans[schedule],
+                workload_json,
+                workdir=scale_dir,
+                label=label,
+                env_extra=env_extra,
+                timeout=timeout,
+            )
             result.update(engine=engine, schedule=schedule, load_before=round(load, 2))
             if "makespan_s" in result:
                 result["ratio"] = round(result["makespan_s"] / physical, 3)
                 result["own_ratio"] = round(result["makespan_s"] / row[f"{schedule}_bound_s"], 3)
                 result["grid_ratio"] = round(result["makespan_s"] / row[f"{schedule}_grid_bound_s"], 3)
                 result["arm_per_vm"] = {k: round(v / n, 2) for k, v in result["arm"].items()}
-                print(f"    makespan {result['makespan_s']:.1f} s (x{result['ratio']:.2f} of the bound), "
-                      f"{result['arm_per_vm']['requests']:.1f} ARM req/VM, {result['outcome']}, "
-                      f"visible {result['visible']}/{result['task_runs']} "
-                      f"after {result['visible_after_s']} s, RSS {result['rss_mb']} MB", flush=True)
+                print(
+                    f"    makespan {result['makespan_s']:.1f} s (x{result['ratio']:.2f} of the bound), "
+                    f"{result['arm_per_vm']['requests']:.1f} ARM req/VM, {result['outcome']}, "
+                    f"visible {result['visible']}/{result['task_runs']} "
+                    f"after {result['visible_after_s']} s, RSS {result['rss_mb']} MB",
+                    flush=True,
+                )
             else:
                 print(f"    {result.get('error')}", flush=True)
             row["runs"].append(result)
@@ -142,8 +175,8 @@ def bench_scale(n: int, args, workdir: Path, engines: list[Engine]) -> dict:
 
 def _fill_phase_bounds(report: dict) -> None:
     """Add graph-phase bounds missing from an older results.json (recomputed from the seeded workload)."""
-    from drplan.graph import compile_plan
-    from drplan.plan import Plan
+    from drplan.plan.graph import compile_plan
+    from drplan.plan.schema import Plan
 
     factor = report.get("timing", {}).get("failback", [2.0])[0] / Timing().failback[0]
     for row in report["scales"]:
@@ -154,7 +187,8 @@ def _fill_phase_bounds(report: dict) -> None:
         for s in SCHEDULES:
             deps = dependencies(graph, s)
             row[f"{s}_graph_phase_bound_s"] = round(
-                bound(graph, wl.durations, wl.hook_waits, deps=deps, post=False), 2)
+                bound(graph, wl.durations, wl.hook_waits, deps=deps, post=False), 2
+            )
 
 
 def _fmt_run(r: dict | None, bound_s: float) -> str:
@@ -181,8 +215,11 @@ def markdown(report: dict) -> str:
             other = local.get(s, {}).get("makespan_s")
             return f"{other / g:.2f}×" if g and other else "–"
 
-        lines.append(f"| {row['vms']:,} | {row['units']:,} | {row['bound_s']:.1f} | " + " | ".join(cells)
-                     + f" | {speedup('wave')} | {speedup('sequential')} |")
+        lines.append(
+            f"| {row['vms']:,} | {row['units']:,} | {row['bound_s']:.1f} | "
+            + " | ".join(cells)
+            + f" | {speedup('wave')} | {speedup('sequential')} |"
+        )
     lines += [
         "",
         "| VMs | engine | schedule | compile (s) | makespan (s) | ×bound | ×own bound | ×poll-grid bound | "
@@ -236,20 +273,40 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--scales", default="10,100,1000", help="comma-separated VM counts")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--schedules", default=",".join(SCHEDULES))
-    parser.add_argument("--sequential-max", type=int, default=100,
-                        help="skip the sequential schedule above this many VMs (its bound is still shown)")
-    parser.add_argument("--time-scale", type=float, default=1.0,
-                        help="multiply every step duration (the smoke test compresses the workload)")
-    parser.add_argument("--max-workers", type=int, default=None,
-                        help="DRPLAN_MAX_WORKERS for the flow's task runner (default: the flow's own)")
-    parser.add_argument("--pg", action="store_true", default=os.environ.get("DRPLAN_BENCH_PG") == "1",
-                        help="also run on a Prefect server backed by PostgreSQL (env DRPLAN_BENCH_PG=1)")
+    parser.add_argument(
+        "--sequential-max",
+        type=int,
+        default=100,
+        help="skip the sequential schedule above this many VMs (its bound is still shown)",
+    )
+    parser.add_argument(
+        "--time-scale",
+        type=float,
+        default=1.0,
+        help="multiply every step duration (the smoke test compresses the workload)",
+    )
+    parser.add_argument(
+        "--max-workers",
+        type=int,
+        default=None,
+        help="DRPLAN_MAX_WORKERS for the flow's task runner (default: the flow's own)",
+    )
+    parser.add_argument(
+        "--pg",
+        action="store_true",
+        default=os.environ.get("DRPLAN_BENCH_PG") == "1",
+        help="also run on a Prefect server backed by PostgreSQL (env DRPLAN_BENCH_PG=1)",
+    )
     parser.add_argument("--pg-scales", default="1000")
     parser.add_argument("--pg-schedules", default="graph")
     parser.add_argument("--out", type=Path, default=None, help="directory for results.json and table.md")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (plans, logs)")
-    parser.add_argument("--run-timeout", type=float, default=None,
-                        help="seconds before a flow run is stopped (default: from its bound and VM count)")
+    parser.add_argument(
+        "--run-timeout",
+        type=float,
+        default=None,
+        help="seconds before a flow run is stopped (default: from its bound and VM count)",
+    )
     parser.add_argument("--render", type=Path, default=None, help="only print the tables of a results.json")
     args = parser.parse_args(argv)
     if args.render:
@@ -267,9 +324,13 @@ def main(argv: list[str] | None = None) -> dict:
     if args.max_workers:
         base_env["DRPLAN_MAX_WORKERS"] = str(args.max_workers)
     report = {
-        "python": platform.python_version(), "cpus": os.cpu_count(), "seed": args.seed,
-        "timing": timing_dict(Timing().scaled(args.time_scale)), "workdir": str(workdir),
-        "started": time.strftime("%Y-%m-%d %H:%M:%S"), "scales": [],
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "seed": args.seed,
+        "timing": timing_dict(Timing().scaled(args.time_scale)),
+        "workdir": str(workdir),
+        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "scales": [],
     }
     local_env = dict(base_env)  # no PREFECT_API_URL: Prefect's default local (ephemeral) engine
 

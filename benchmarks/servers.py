@@ -33,9 +33,14 @@ def child_env(**extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env.pop("PREFECT_API_URL", None)  # only where the harness sets it: the default is the local engine
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [env.get("PYTHONPATH")])])
-    env.update({"DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-                # a fresh PREFECT_HOME migrates on the first start; 20 s is not enough on a busy 2-core box
-                "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180"})
+    env.update(
+        {
+            "DO_NOT_TRACK": "1",
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            # a fresh PREFECT_HOME migrates on the first start; 20 s is not enough on a busy 2-core box
+            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
+        }
+    )
     env.update(extra)
     return env
 
@@ -57,8 +62,15 @@ class SimProcess:
     def __init__(self, plan: Path, workload_json: Path, *, speed: float = 1.0, log: Path | None = None):
         self._log = open(log or os.devnull, "ab")  # noqa: SIM115 (closed in stop)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.simproc", str(plan), str(workload_json),
-             "--speed", f"{speed:g}"],
+            [
+                sys.executable,
+                "-m",
+                "benchmarks.simproc",
+                str(plan),
+                str(workload_json),
+                "--speed",
+                f"{speed:g}",
+            ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._log,
@@ -110,27 +122,44 @@ def postgres(workdir: Path) -> Iterator[str]:
         os.chmod(workdir, 0o755)
     port = free_port()
     subprocess.run(
-        _as_postgres([str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres",
-                      "-E", "UTF8"]),
-        check=True, capture_output=True,
+        _as_postgres(
+            [str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "-E", "UTF8"]
+        ),
+        check=True,
+        capture_output=True,
     )
     opts = f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c max_connections=200 -c fsync=off"
     subprocess.run(
-        _as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(data / "server.log"),
-                      "-w", "start"]),
-        check=True, capture_output=True,
+        _as_postgres(
+            [
+                str(PG_BIN / "pg_ctl"),
+                "-D",
+                str(data),
+                "-o",
+                opts,
+                "-l",
+                str(data / "server.log"),
+                "-w",
+                "start",
+            ]
+        ),
+        check=True,
+        capture_output=True,
     )
     try:
         subprocess.run(
-            _as_postgres([str(PG_BIN / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres",
-                          "prefect"]),
-            check=True, capture_output=True,
+            _as_postgres(
+                [str(PG_BIN / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "prefect"]
+            ),
+            check=True,
+            capture_output=True,
         )
         yield f"postgresql+asyncpg://postgres@127.0.0.1:{port}/prefect"
     finally:
         subprocess.run(
             _as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"]),
-            check=False, capture_output=True,
+            check=False,
+            capture_output=True,
         )
         shutil.rmtree(data, ignore_errors=True)
 
@@ -151,13 +180,28 @@ class PrefectServer:
         port = free_port()
         self.api_url = f"http://127.0.0.1:{port}/api"
         self._log = open(log, "ab")  # noqa: SIM115 (closed in stop)
-        env = child_env(PREFECT_HOME=str(home), PREFECT_SERVER_DATABASE_CONNECTION_URL=db_url,
-                        **(TUNED_SERVER if tuned else {}))
+        env = child_env(
+            PREFECT_HOME=str(home),
+            PREFECT_SERVER_DATABASE_CONNECTION_URL=db_url,
+            **(TUNED_SERVER if tuned else {}),
+        )
         env.pop("PREFECT_API_URL", None)
         self.proc = subprocess.Popen(
-            [str(Path(sys.executable).with_name("prefect")), "server", "start", "--host", "127.0.0.1",
-             "--port", str(port), "--no-ui"],
-            stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=home, start_new_session=True,
+            [
+                str(Path(sys.executable).with_name("prefect")),
+                "server",
+                "start",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--no-ui",
+            ],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=home,
+            start_new_session=True,
         )
         deadline = time.monotonic() + timeout
         while True:

@@ -18,7 +18,7 @@ import json
 import sys
 
 from benchmarks.workload import estate_for
-from drplan.loader import load_plan
+from drplan.plan.loader import load_plan
 from drplan.sim import start_simulator
 
 
@@ -30,8 +30,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     with open(args.workload, encoding="utf-8") as fh:
         workload = json.load(fh)
-    estate = estate_for(load_plan(args.plan), workload["durations"],
-                        point_retention=workload.get("point_retention", 7200.0))
+    estate = estate_for(
+        load_plan(args.plan), workload["durations"], point_retention=workload.get("point_retention", 7200.0)
+    )
     with start_simulator(estate, speed=args.speed) as sim:
         print(json.dumps(sim.env()), flush=True)
         for line in sys.stdin:

@@ -1,7 +1,7 @@
 """Seeded synthetic plans for benchmarks and property tests.
 
 ``synth_plan_data(Spec(vms=10_000, seed=1))`` returns plain plan data; ``synth_plan_yaml`` the same
-as YAML text (loadable by :func:`drplan.loader.load_plan_text`); ``synth_plan`` a validated Plan.
+as YAML text (loadable by :func:`drplan.plan.loader.load_plan_text`); ``synth_plan`` a validated Plan.
 
 Shape: units (standalone VMs, and replication groups of 2-8 VMs) are spread over ``layers``
 layers; each unit of layer k > 0 depends on 1..``fan_in`` units of earlier layers (mostly the
@@ -16,7 +16,7 @@ import json
 import random
 from dataclasses import dataclass
 
-from drplan.plan import DEFAULT_DURATIONS, Plan
+from drplan.plan.schema import DEFAULT_DURATIONS, Plan
 
 
 @dataclass(frozen=True)
@@ -93,9 +93,11 @@ def synth_plan_data(spec: Spec) -> dict:
         before = per_layer[k - 1] if k else []
         hook: dict = {"name": f"hook-{i:03d}"}
         hook.update(
-            ({"kind": "shell", "command": f"./check.sh {i}", "timeout": "5m"},
-             {"kind": "wait", "duration": "2m"},
-             {"kind": "approval", "prompt": f"continue after layer {k - 1}?"})[i % 3]
+            (
+                {"kind": "shell", "command": f"./check.sh {i}", "timeout": "5m"},
+                {"kind": "wait", "duration": "2m"},
+                {"kind": "approval", "prompt": f"continue after layer {k - 1}?"},
+            )[i % 3]
         )
         if before:
             hook["depends_on"] = sorted({rnd.choice(before)[0] for _ in range(2)})
@@ -112,10 +114,16 @@ def synth_plan_data(spec: Spec) -> dict:
     return {
         "name": f"synth-{spec.vms}",
         "description": f"synthetic plan, seed {spec.seed}",
-        "azure": {"subscription_id": "00000000-0000-0000-0000-000000000000", "resource_group": "rg-dr",
-                  "vault": "rsv-dr"},
-        "vcenter": {"host": "vcenter.example.local", "username": "drplan@vsphere.local",
-                    "password": {"env": "DRPLAN_VCENTER_PASSWORD"}},
+        "azure": {
+            "subscription_id": "00000000-0000-0000-0000-000000000000",
+            "resource_group": "rg-dr",
+            "vault": "rsv-dr",
+        },
+        "vcenter": {
+            "host": "vcenter.example.local",
+            "username": "drplan@vsphere.local",
+            "password": {"env": "DRPLAN_VCENTER_PASSWORD"},
+        },
         "master_targets": master_targets,
         "replication_groups": groups,
         "vms": vms,
@@ -135,8 +143,12 @@ def to_yaml(data: object, indent: int = 0) -> str:
         if isinstance(v, int | float):
             return repr(v)
         s = str(v)
-        plain = s and all(c.isalnum() or c in "-_." for c in s) and not s[0].isdigit() and s not in (
-            "true", "false", "null", "yes", "no", "on", "off")
+        plain = (
+            s
+            and all(c.isalnum() or c in "-_." for c in s)
+            and not s[0].isdigit()
+            and s not in ("true", "false", "null", "yes", "no", "on", "off")
+        )
         return s if plain else json.dumps(s)
 
     if isinstance(data, dict):
@@ -157,7 +169,7 @@ def to_yaml(data: object, indent: int = 0) -> str:
         for item in data:
             if isinstance(item, dict) and item:
                 body = to_yaml(item, indent + 2)
-                lines.append(f"{pad}- {body[indent + 2:]}")
+                lines.append(f"{pad}- {body[indent + 2 :]}")
             else:
                 lines.append(f"{pad}- {scalar(item)}")
     return "\n".join(lines)
@@ -168,5 +180,5 @@ def synth_plan_yaml(spec: Spec) -> str:
 
 
 def synth_plan(spec: Spec) -> Plan:
-    """A schema-valid Plan (cross-reference rules run on compile, or via drplan.validate)."""
+    """A schema-valid Plan (cross-reference rules run on compile, or via drplan.plan.validate)."""
     return Plan.model_validate(synth_plan_data(spec))

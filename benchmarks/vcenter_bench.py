@@ -37,8 +37,10 @@ def _time(fn, repeat: int) -> list[float]:
 
 
 def _one_property(content, vm) -> None:
-    spec = PC.FilterSpec(objectSet=[PC.ObjectSpec(obj=vm, skip=False)],
-                         propSet=[PC.PropertySpec(type=vim.VirtualMachine, all=False, pathSet=["name"])])
+    spec = PC.FilterSpec(
+        objectSet=[PC.ObjectSpec(obj=vm, skip=False)],
+        propSet=[PC.PropertySpec(type=vim.VirtualMachine, all=False, pathSet=["name"])],
+    )
     content.propertyCollector.RetrieveContents([spec])
 
 
@@ -49,8 +51,11 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "vcenter.json")
     args = ap.parse_args(argv)
 
-    with tempfile.TemporaryDirectory(prefix="drplan-vcsim-bench-") as tmp, \
-            running_vcsim(Path(tmp), vms=args.vms) as sim, sim.site() as site:
+    with (
+        tempfile.TemporaryDirectory(prefix="drplan-vcsim-bench-") as tmp,
+        running_vcsim(Path(tmp), vms=args.vms) as sim,
+        sim.site() as site,
+    ):
         names = sim.vms[: args.vms]
         site.read_state(names)  # warm up (TLS session, pooled connection)
         before = site.calls.copy()
@@ -76,13 +81,15 @@ def main(argv: list[str] | None = None) -> dict:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"vCenter (vcsim): batched read of {result['vms']} VMs: "
-          f"{result['batched_read_median_s'] * 1e3:.1f} ms "
-          f"median ({result['soap_calls_per_batched_read']:.0f} SOAP calls) = "
-          f"{result['ratio_batched_to_baseline']:.1f}x one single-property RetrieveContents "
-          f"({result['baseline_one_property_median_s'] * 1e3:.2f} ms); one round trip per VM: "
-          f"{result['one_round_trip_per_vm_s'] * 1e3:.0f} ms "
-          f"({result['ratio_one_by_one_to_batched']:.1f}x the batched read)")
+    print(
+        f"vCenter (vcsim): batched read of {result['vms']} VMs: "
+        f"{result['batched_read_median_s'] * 1e3:.1f} ms "
+        f"median ({result['soap_calls_per_batched_read']:.0f} SOAP calls) = "
+        f"{result['ratio_batched_to_baseline']:.1f}x one single-property RetrieveContents "
+        f"({result['baseline_one_property_median_s'] * 1e3:.2f} ms); one round trip per VM: "
+        f"{result['one_round_trip_per_vm_s'] * 1e3:.0f} ms "
+        f"({result['ratio_one_by_one_to_batched']:.1f}x the batched read)"
+    )
     return result
 
 

@@ -70,8 +70,13 @@ class Workload:
         return path
 
     def to_json(self) -> dict:
-        return {"vms": self.vms, "seed": self.seed, "durations": self.durations,
-                "hook_waits": self.hook_waits, "point_retention": self.point_retention}
+        return {
+            "vms": self.vms,
+            "seed": self.seed,
+            "durations": self.durations,
+            "hook_waits": self.hook_waits,
+            "point_retention": self.point_retention,
+        }
 
 
 def spec_for(vms: int, seed: int) -> Spec:
@@ -87,8 +92,13 @@ def build_workload(vms: int, seed: int = 1, timing: Timing | None = None) -> Wor
     for vm in data["vms"]:
         d = {step: round(rnd.uniform(*getattr(timing, step)), 3) for step in STEPS}
         durations[vm["name"]] = d
-        vm["durations"] = {"failback": d["failback"], "boot": d["boot"], "verify": 0, "commit": d["commit"],
-                           "reprotect": d["reprotect"]}
+        vm["durations"] = {
+            "failback": d["failback"],
+            "boot": d["boot"],
+            "verify": 0,
+            "commit": d["commit"],
+            "reprotect": d["reprotect"],
+        }
         vm.pop("max_data_loss", None)
     for group in data["replication_groups"]:
         group.pop("max_data_loss", None)
@@ -105,8 +115,14 @@ def build_workload(vms: int, seed: int = 1, timing: Timing | None = None) -> Wor
     data["hooks"] = hooks
     data["defaults"] = {"boot_timeout": timing.boot_timeout}
     data["failback"] = {"commit": "after-verification"}
-    return Workload(vms=vms, seed=seed, data=data, durations=durations, hook_waits=hook_waits,
-                    point_retention=timing.point_retention)
+    return Workload(
+        vms=vms,
+        seed=seed,
+        data=data,
+        durations=durations,
+        hook_waits=hook_waits,
+        point_retention=timing.point_retention,
+    )
 
 
 def estate_for(plan, durations: dict[str, dict[str, float]], *, point_retention: float = 7200.0):

@@ -41,14 +41,15 @@ from prefect.settings import PREFECT_HOME
 from prefect.states import Crashed
 from prefect.utilities.annotations import allow_failure
 
-from drplan import runtime, stepkinds
 from drplan.errors import RecoveryPointError
-from drplan.outcomes import outcome
-from drplan.preflight import PreflightFailed
-from drplan.report import Report
-from drplan.runlock import PlanBusy, PlanLock, lock_dir
-from drplan.runtime import NodeStatus, Runtime, UnitEvent
-from drplan.targets import open_targets
+from drplan.failback.preflight import PreflightFailed
+from drplan.run import context as runtime
+from drplan.run import steps as stepkinds
+from drplan.run.context import NodeStatus, Runtime, UnitEvent
+from drplan.run.host_lock import PlanBusy, PlanLock, lock_dir
+from drplan.run.outcomes import outcome
+from drplan.run.report import Report
+from drplan.run.targets import open_targets
 from tasks.common import for_node
 
 log = logging.getLogger(__name__)
@@ -137,7 +138,7 @@ def open_runtime(
     speed: float = 600.0,
     dry_run: bool = False,
 ) -> Iterator[Runtime]:
-    """Build the run's ASR client, on-prem site and clock (:func:`drplan.targets.open_targets`), register
+    """Build the run's ASR client, on-prem site and clock (:func:`drplan.run.targets.open_targets`), register
     the runtime, and tear it down after."""
     with open_targets(
         plan, simulate=simulate, estate=estate, speed=speed, secret_loader=_prefect_secret

@@ -5,7 +5,7 @@ before any write) → resolve recovery points → per unit in graph order: ``tes
 ``drill-verify X`` (dependents wait for verification), drill hooks as their own nodes (approvals do not stop
 an unattended drill unless the plan says so) → ``drill-complete`` → ``drill-cleanup X`` for every unit
 whatever happened → ``after-cleanup`` hooks → report (RTO, RPO, checks per unit against the plan's targets).
-Cleanup also runs on failure and cancellation (``finally``: :func:`drplan.drill.finish`).
+Cleanup also runs on failure and cancellation (``finally``: :func:`drplan.drill.steps.finish`).
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ from prefect.futures import wait
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import allow_failure
 
-from drplan import drill as drilllib
-from drplan.drill_cleanup import finish
-from drplan.drill_hooks import after_cleanup_hooks
-from drplan.drill_report import missed_targets, new_report, nothing_left
-from drplan.graph import load_and_compile
-from drplan.outcomes import outcome
-from drplan.run_points import parse_overrides
+from drplan.drill import steps as drilllib
+from drplan.drill.cleanup import finish
+from drplan.drill.hooks import after_cleanup_hooks
+from drplan.drill.report import missed_targets, new_report, nothing_left
+from drplan.failback.point_choice import parse_overrides
+from drplan.plan.graph import load_and_compile
+from drplan.run.outcomes import outcome
 from flows.common import (
     MAX_WORKERS,
     Stage,

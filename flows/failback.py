@@ -12,12 +12,12 @@ from prefect import flow, get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
 
 import tasks.units  # noqa: F401  (registers the failback, verify, commit and reprotect step kinds)
-from drplan.graph import load_and_compile
-from drplan.hooks import GATE
-from drplan.outcomes import RunFailed, outcome
-from drplan.plan import CommitPolicy
-from drplan.report import Report
-from drplan.run_points import parse_overrides
+from drplan.failback.point_choice import parse_overrides
+from drplan.plan.graph import load_and_compile
+from drplan.plan.schema import CommitPolicy
+from drplan.run.hooks import GATE
+from drplan.run.outcomes import RunFailed, outcome
+from drplan.run.report import Report
 from flows.common import (
     MAX_WORKERS,
     Stage,

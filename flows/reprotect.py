@@ -11,9 +11,9 @@ from __future__ import annotations
 from prefect import flow, get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from drplan import reprotect as reprotectlib
-from drplan.graph import load_and_compile
-from drplan.outcomes import RunFailed, outcome
+from drplan.plan.graph import load_and_compile
+from drplan.reprotect_to_onprem import steps as reprotectlib
+from drplan.run.outcomes import RunFailed, outcome
 from flows.common import (
     MAX_WORKERS,
     Stage,

@@ -8,9 +8,10 @@ from prefect import Task, task
 from prefect.cache_policies import NONE
 from prefect.states import Completed
 
-from drplan import outcomes, runtime
 from drplan.errors import TransientError
-from drplan.stepkinds import STEPS
+from drplan.run import context as runtime
+from drplan.run import outcomes
+from drplan.run.steps import STEPS
 
 #: step kind -> generic Prefect task (filled by the modules defining them; see :func:`register`)
 TASKS: dict[str, Task] = {}

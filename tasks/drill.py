@@ -1,11 +1,11 @@
 """Drill step kinds: test failover, verify the test VM, drill hooks, the drill-complete gate, cleanup and
-after-cleanup hooks. Thin: each is :func:`tasks.common.run_step` over :data:`drplan.drill.STEPS`."""
+after-cleanup hooks. Thin: each is :func:`tasks.common.run_step` over :data:`drplan.drill.steps.STEPS`."""
 
 from __future__ import annotations
 
 from prefect import task
 
-import drplan.drill  # noqa: F401  (adds the drill step kinds to drplan.stepkinds.STEPS)
+import drplan.drill.steps  # noqa: F401  (adds the drill step kinds to drplan.run.steps.STEPS)
 from tasks.common import TASK_OPTIONS, step_task
 
 test_failover = step_task(
@@ -41,9 +41,9 @@ after_cleanup = step_task(
 @task(name="drill-preflight", task_run_name="preflight", retries=3, **TASK_OPTIONS)
 def drill_preflight(run_key: str) -> list[dict]:
     """The failback preconditions plus the drill's own (replicating to on-prem, test network)."""
-    from drplan import runtime
+    from drplan.run import context as runtime
 
-    checks = drplan.drill.preflight(runtime.get(run_key))
+    checks = drplan.drill.steps.preflight(runtime.get(run_key))
     return [
         {"name": c.name, "ok": c.ok, "message": c.message, "subject": c.subject, "rule": c.rule}
         for c in checks
@@ -53,6 +53,6 @@ def drill_preflight(run_key: str) -> list[dict]:
 @task(name="drill-resolve-points", task_run_name="resolve recovery points", retries=3, **TASK_OPTIONS)
 def drill_resolve_points(run_key: str) -> dict:
     """Each VM's point by the plan's policy; a drill measures its age (RPO) instead of refusing it."""
-    from drplan import runtime
+    from drplan.run import context as runtime
 
-    return drplan.drill.resolve_points(runtime.get(run_key))
+    return drplan.drill.steps.resolve_points(runtime.get(run_key))

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from prefect import task
 
-from drplan import preflight as preflightlib
-from drplan import run_points, runtime
+from drplan.failback import point_choice as run_points
+from drplan.failback import preflight as preflightlib
+from drplan.run import context as runtime
 from tasks.common import TASK_OPTIONS
 
 _COMMON = dict(retries=3, **TASK_OPTIONS)

@@ -1,14 +1,14 @@
 """Reprotect (Azure → on-prem) step kinds: send it, wait for healthy replication; its preflight.
 
-Thin: each is :func:`tasks.common.run_step` over :data:`drplan.reprotect.STEPS`.
+Thin: each is :func:`tasks.common.run_step` over :data:`drplan.reprotect_to_onprem.steps.STEPS`.
 """
 
 from __future__ import annotations
 
 from prefect import task
 
-import drplan.reprotect
-from drplan import runtime
+import drplan.reprotect_to_onprem.steps
+from drplan.run import context as runtime
 from tasks.common import TASK_OPTIONS, step_task
 
 reprotect_onprem = step_task(
@@ -25,5 +25,5 @@ replication_health = step_task(
 @task(name="reprotect-preflight", task_run_name="preflight", retries=3, **TASK_OPTIONS)
 def reprotect_preflight(run_key: str) -> list[dict]:
     """Every reprotect precondition, master-target rules included; never writes."""
-    checks = drplan.reprotect.preflight(runtime.get(run_key))
+    checks = drplan.reprotect_to_onprem.steps.preflight(runtime.get(run_key))
     return [{"name": c.name, "ok": c.ok, "message": c.message, "subject": c.subject} for c in checks]

@@ -61,7 +61,7 @@ def test_every_prefect_yaml_entrypoint_loads() -> None:
 
 
 def test_every_plan_loads_and_compiles() -> None:
-    from drplan.graph import load_and_compile
+    from drplan.plan.graph import load_and_compile
 
     plans = sorted((ROOT / "plans").rglob("*.yaml"))
     assert plans, "no example plans"

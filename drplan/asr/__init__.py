@@ -6,7 +6,6 @@ drives failback, commit, reprotect and drills idempotently (:func:`phase_of` is 
 
 from drplan.asr.client import CA_FILE_ENV, ENDPOINT_ENV, AsrClient
 from drplan.asr.groups import plan_point_type, recovery_plan_name
-from drplan.asr.phase import phase_of
 from drplan.asr.recovery_plans import RecoveryPlanInfo
 from drplan.asr.transport import StaticTokenCredential
 
@@ -16,7 +15,6 @@ __all__ = [
     "AsrClient",
     "RecoveryPlanInfo",
     "StaticTokenCredential",
-    "phase_of",
     "plan_point_type",
     "recovery_plan_name",
 ]

@@ -13,7 +13,7 @@ from drplan.asr.errors import map_error
 from drplan.asr.transport import BoundedARMPolling
 from drplan.clock import REAL_CLOCK, Clock
 from drplan.errors import TransientError
-from drplan.values import Job
+from drplan.observed import Job
 
 log = logging.getLogger("drplan.asr")
 

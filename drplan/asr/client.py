@@ -13,18 +13,18 @@ from drplan.asr.operations import ItemOperationsMixin
 from drplan.asr.recovery_plans import RecoveryPlanMixin
 from drplan.asr.transport import build_sdk_client
 from drplan.clock import REAL_CLOCK, Clock
-from drplan.plan import AzureTarget
+from drplan.plan.schema import AzureTarget
 
 ENDPOINT_ENV = "DRPLAN_SIM_ENDPOINT"  # what `drplan sim start` exports
 CA_FILE_ENV = "DRPLAN_SIM_CA_FILE"
 
 
 class AsrClient(DiscoveryMixin, JobsMixin, ItemOperationsMixin, RecoveryPlanMixin, GroupsMixin):
-    """Reads and idempotent actions on one Recovery Services vault, returning :mod:`drplan.values` types.
+    """Reads and idempotent actions on one Recovery Services vault, returning :mod:`drplan.observed` types.
 
-    Build it with :meth:`for_vault`. Every action reads the item's phase first (:func:`drplan.asr.phase_of`):
-    work already done is not issued again, a job already running is awaited. Errors are
-    :mod:`drplan.errors` types whose messages name the VM and the operation.
+    Build it with :meth:`for_vault`. Every action reads the item's phase first
+    (:func:`~drplan.recovery.phase.phase_of`): work already done is not issued again, a job already running
+    is awaited. Errors are :mod:`drplan.errors` types whose messages name the VM and the operation.
     """
 
     @classmethod

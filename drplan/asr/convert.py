@@ -6,7 +6,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from drplan.values import (
+from drplan.observed import (
     ConfigurationServerInfo,
     Infrastructure,
     ItemRef,

@@ -10,7 +10,7 @@ from dataclasses import replace
 from drplan.asr import convert
 from drplan.asr.base import AsrBase, log
 from drplan.errors import NotFoundError, PreconditionError
-from drplan.values import ItemRef, ItemState, RecoveryPoint
+from drplan.observed import ItemRef, ItemState, RecoveryPoint
 
 
 class DiscoveryMixin(AsrBase):

@@ -13,8 +13,8 @@ from dataclasses import replace
 
 from drplan.asr.base import AsrBase
 from drplan.errors import AsrError, JobTimeout, PreconditionError, TransientError
-from drplan.plan import GroupFailbackMode, RecoveryPointPolicy
-from drplan.values import ItemRef, Job, JobStatus, RecoveryPoint
+from drplan.observed import ItemRef, Job, JobStatus, RecoveryPoint
+from drplan.plan.schema import GroupFailbackMode, RecoveryPointPolicy
 
 
 def recovery_plan_name(group: str) -> str:
@@ -85,8 +85,8 @@ class GroupsMixin(AsrBase):
     ) -> dict[str, Job]:
         """Fail a replication group back together.
 
-        ``points`` (from :func:`drplan.points.choose_for_unit`) are required per item for the app-consistent
-        policies; by recovery plan ASR takes no point ids."""
+        ``points`` (from :func:`~drplan.recovery.points.choose_for_unit`) are required per item for the
+        app-consistent policies; by recovery plan ASR takes no point ids."""
         if GroupFailbackMode(mode) is GroupFailbackMode.recovery_plan:
             name = recovery_plan_name(group)
             self.ensure_recovery_plan(name, refs)
@@ -99,7 +99,7 @@ class GroupsMixin(AsrBase):
         if lacking and policy not in (RecoveryPointPolicy.latest, "latest"):
             raise AsrError(
                 f"failback of VM {', '.join(lacking)} (replication group {group}): no recovery point chosen; "
-                "choose the group's common point with drplan.points first",
+                "choose the group's common point with drplan.recovery.points first",
                 vm=", ".join(lacking),
                 operation="failback",
             )

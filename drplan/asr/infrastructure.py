@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import threading
 
-from drplan import preconditions
 from drplan.asr import convert
 from drplan.asr.base import AsrBase, log
 from drplan.errors import PreconditionError
-from drplan.values import CheckResult, Infrastructure
+from drplan.observed import CheckResult, Infrastructure
+from drplan.recovery import preconditions
 
 _CACHE_LOCK = threading.Lock()
 

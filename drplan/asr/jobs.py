@@ -8,7 +8,7 @@ from drplan.asr import convert
 from drplan.asr.base import AsrBase, Started, log
 from drplan.asr.errors import job_failure
 from drplan.errors import JobTimeout, NotFoundError
-from drplan.values import ItemRef, Job, JobStatus
+from drplan.observed import ItemRef, Job, JobStatus
 
 ACTIVE = (JobStatus.not_started, JobStatus.in_progress)
 

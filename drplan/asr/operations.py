@@ -10,7 +10,9 @@ from azure.mgmt.recoveryservicessiterecovery import models as m
 
 from drplan.asr.base import Started, log
 from drplan.asr.infrastructure import InfrastructureMixin
-from drplan.asr.phase import (
+from drplan.errors import AgentNotInstalledError, PreconditionError
+from drplan.observed import ItemRef, ItemState, Job, JobStatus, Phase, RecoveryPoint
+from drplan.recovery.phase import (
     CLEANUP_SCENARIOS,
     COMMIT_SCENARIOS,
     FAILBACK_SCENARIOS,
@@ -19,8 +21,6 @@ from drplan.asr.phase import (
     normalise,
     phase_of,
 )
-from drplan.errors import AgentNotInstalledError, PreconditionError
-from drplan.values import ItemRef, ItemState, Job, JobStatus, Phase, RecoveryPoint
 
 REPROTECT_RULE = "reprotect finished: protected, replication health OK"
 POINT_TYPES = ("LatestTime", "LatestTag", "Custom")

@@ -16,7 +16,9 @@ from azure.mgmt.recoveryservicessiterecovery import models as m
 from drplan.asr import convert
 from drplan.asr.base import AsrBase, Started, log
 from drplan.asr.errors import map_error
-from drplan.asr.phase import (
+from drplan.errors import NotFoundError, PreconditionError
+from drplan.observed import ItemRef, Job, JobStatus, Phase
+from drplan.recovery.phase import (
     CLEANUP_SCENARIOS,
     COMMIT_SCENARIOS,
     FAILBACK_SCENARIOS,
@@ -25,8 +27,6 @@ from drplan.asr.phase import (
     normalise,
     phase_of,
 )
-from drplan.errors import NotFoundError, PreconditionError
-from drplan.values import ItemRef, Job, JobStatus, Phase
 
 MAX_PLAN_SIZE = 100  # "Number of servers per recovery plan | 100" (site-recovery-limits)
 

@@ -24,9 +24,9 @@ from rich.table import Table
 from drplan.cli import app
 from drplan.cli.errors import EXIT_INVALID, cli_errors
 from drplan.errors import PlanError
-from drplan.graph import RecoveryGraph, load_and_compile
-from drplan.plan import Plan, format_duration, plan_json_schema
-from drplan.validate import Problem
+from drplan.plan.graph import RecoveryGraph, load_and_compile
+from drplan.plan.schema import Plan, format_duration, plan_json_schema
+from drplan.plan.validate import Problem
 
 PlanArg = Annotated[Path, typer.Argument(help="the plan file (YAML)", show_default=False)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON for machines")]
@@ -62,8 +62,9 @@ def validate(
         try:
             plan, graph = load_and_compile(path)
         except PlanError as exc:
-            problems += [p if isinstance(p, Problem) else Problem(str(path), None, None, "", p)
-                         for p in exc.problems]
+            problems += [
+                p if isinstance(p, Problem) else Problem(str(path), None, None, "", p) for p in exc.problems
+            ]
             continue
         hooks = sum(1 for u in graph.units.values() if u.kind == "hook")
         summaries.append(
@@ -124,7 +125,7 @@ def render_dot(graph: RecoveryGraph) -> str:
     critical = set(graph.critical_path[0])
     lines = [f"digraph {json.dumps(graph.plan_name)} {{", "  rankdir=LR;"]
     for name in graph.order:
-        attrs = f'shape={shapes[graph.units[name].kind]}, label={json.dumps(_label(graph, name))}'
+        attrs = f"shape={shapes[graph.units[name].kind]}, label={json.dumps(_label(graph, name))}"
         if name in critical:
             attrs += ", penwidth=3"
         lines.append(f"  {json.dumps(name)} [{attrs}];")
@@ -298,8 +299,8 @@ def plan_cmd(
     if not (simulate or estate or connect):
         show_dry_run(loaded, compiled, json_out=json_out)
         return
-    from drplan.preview import chosen_points
-    from drplan.targets import open_targets
+    from drplan.failback.point_preview import chosen_points
+    from drplan.run.targets import open_targets
 
     with open_targets(loaded, simulate=simulate, estate=str(estate) if estate else None) as targets:
         columns, choices = chosen_points(compiled, targets.asr, targets.clock.now())

@@ -22,7 +22,7 @@ from rich.table import Table
 
 from drplan.cli import app
 from drplan.errors import PlanError
-from drplan.plan import CommitPolicy
+from drplan.plan.schema import CommitPolicy
 
 RECORD_WAIT_SECONDS = float(os.environ.get("DRPLAN_RECORD_WAIT_SECONDS", "60"))
 _STYLE = {
@@ -60,7 +60,7 @@ def _fail_input(message: str) -> typer.Exit:
 
 
 class Progress:
-    """Live table of the plan's units, fed by :mod:`drplan.runtime` events; answers approvals."""
+    """Live table of the plan's units, fed by :mod:`drplan.run.context` events; answers approvals."""
 
     def __init__(self, graph, console: Console, *, auto_approve: bool, interactive: bool):
         self.graph, self.console = graph, console
@@ -135,8 +135,8 @@ def run_flow_command(
 
     Call :func:`_quiet_prefect_console` before importing the flow module (Prefect reads it at import).
     """
-    from drplan import runtime
-    from drplan.graph import load_and_compile
+    from drplan.plan.graph import load_and_compile
+    from drplan.run import context as runtime
 
     try:
         plan, graph = load_and_compile(plan_file)
@@ -282,7 +282,7 @@ def failback_command(
         raise _fail_input(f"--commit {commit!r}: use one of {', '.join(p.value for p in CommitPolicy)}")
     _check_run_options(speed, estate)
 
-    from drplan.run_points import parse_overrides
+    from drplan.failback.point_choice import parse_overrides
     from flows.failback import failback
 
     params = {
@@ -353,7 +353,7 @@ def drill_command(
     """DR drill: test failover to the plan's isolated test network in graph order, verify, always clean up,
     report RTO/RPO per unit against the plan's targets."""
     _check_run_options(speed, estate)
-    from drplan.run_points import parse_overrides
+    from drplan.failback.point_choice import parse_overrides
     from flows.drill import drill
 
     params = {

@@ -65,9 +65,9 @@ def estate_from_plan(
 ) -> None:
     """Print an estate YAML holding every VM, group and master target of PLAN (ready to fail back)."""
     from drplan.errors import PlanError
-    from drplan.loader import load_plan
+    from drplan.observed import Phase
+    from drplan.plan.loader import load_plan
     from drplan.sim import Estate
-    from drplan.values import Phase
 
     try:
         initial = Phase(phase)

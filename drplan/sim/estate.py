@@ -18,11 +18,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ruamel.yaml import YAML, YAMLError
 
 from drplan.errors import PlanError
-from drplan.plan import Duration
-from drplan.values import Phase
+from drplan.observed import Phase
+from drplan.plan.schema import Duration
 
 if TYPE_CHECKING:
-    from drplan.plan import Plan
+    from drplan.plan.schema import Plan
 
 
 class EstateError(PlanError):

@@ -1,6 +1,6 @@
 """The failback doc's rules and the protected-item state machine, on simulated time.
 
-Each VM's :class:`~drplan.values.Phase` lives on the estate (``estate.vm(x).phase``); this module keeps the
+Each VM's :class:`~drplan.observed.Phase` lives on the estate (``estate.vm(x).phase``); this module keeps the
 ASR-side runtime (jobs, current scenario, failover point, Azure VM state) and moves items through
 
     failed-over-to-azure --reProtect(InMage)--> reprotected-to-onprem --unplannedFailover(InMage)-->
@@ -24,6 +24,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from drplan.observed import Phase
 from drplan.sim.audit import Audit
 from drplan.sim.clock import SimClock
 from drplan.sim.estate import Estate, Vm
@@ -42,7 +43,6 @@ from drplan.sim.rules import (
     SimError,
 )
 from drplan.sim.transitions import Transitions
-from drplan.values import Phase
 
 __all__ = [
     "AGENT_NOT_INSTALLED",

@@ -1,4 +1,4 @@
-"""The simulated on-prem vCenter behind :class:`drplan.onprem.OnPremSite`, on simulated time.
+"""The simulated on-prem vCenter behind :class:`drplan.run.ports.OnPremSite`, on simulated time.
 
 VM power, VMware Tools, guest IP and snapshots (also on master targets) plus vCenter connectivity.
 A powered-on VM gets tools running and its guest IP ``durations.boot`` simulated seconds after power-on.
@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from drplan.errors import BootTimeout, VCenterError, VCenterUnreachable
-from drplan.values import Phase, SiteState, VmState
+from drplan.observed import Phase, SiteState, VmState
 
 if TYPE_CHECKING:
     from drplan.sim.clock import SimClock
@@ -41,7 +41,7 @@ class OnPremVm:
 
 
 class SimulatedSite:
-    """The estate's vCenter as an :class:`~drplan.onprem.OnPremSite` (plus control verbs for tests)."""
+    """The estate's vCenter as an :class:`~drplan.run.ports.OnPremSite` (plus control verbs for tests)."""
 
     def __init__(self, estate: Estate, clock: SimClock, *, lock: threading.RLock | None = None, tick=None):
         self.estate = estate
@@ -120,9 +120,9 @@ class SimulatedSite:
         return (
             vm.power == "poweredOn"
             and vm.powered_on_at is not None
-            and now >= vm.powered_on_at + timedelta(
-                seconds=self.estate.durations.boot if vm.boot is None else vm.boot
-            )
+            and now
+            >= vm.powered_on_at
+            + timedelta(seconds=self.estate.durations.boot if vm.boot is None else vm.boot)
         )
 
     def _tools_running(self, vm: OnPremVm, now: datetime) -> bool:

@@ -6,9 +6,9 @@ to the ARM API on the same HTTPS port (bearer token and TLS like the ARM routes)
 
 * ``GET  /drplan-sim/clock``            → ``{"now": ISO, "monotonic": s, "speed": x}``
 * ``POST /drplan-sim/onprem/read_state`` ``{"vms": [...], "port_groups": [...], "datastores": [...]}``
-  → a :class:`~drplan.values.SiteState` as JSON
+  → a :class:`~drplan.observed.SiteState` as JSON
 
-:class:`RemoteSite` implements :class:`drplan.onprem.OnPremSite` over them; :class:`RemoteClock` is the
+:class:`RemoteSite` implements :class:`drplan.run.ports.OnPremSite` over them; :class:`RemoteClock` is the
 simulator's clock seen from outside (sleeps ``seconds / speed`` of wall time).
 """
 
@@ -26,8 +26,8 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from drplan.errors import BootTimeout, VCenterUnreachable
-from drplan.onprem import boot_missing
-from drplan.values import SiteState, VmState
+from drplan.observed import SiteState, VmState
+from drplan.recovery.site_checks import boot_missing
 
 if TYPE_CHECKING:
     from drplan.sim.server import Response
@@ -173,7 +173,7 @@ class RemoteClock:
 
 
 class RemoteSite:
-    """:class:`drplan.onprem.OnPremSite` for a simulator running in another process."""
+    """:class:`drplan.run.ports.OnPremSite` for a simulator running in another process."""
 
     def __init__(self, endpoint: str, *, ca_file: str | None = None):
         self._http = _Http(endpoint, ca_file)

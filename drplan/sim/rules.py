@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
+from drplan.observed import Phase
 from drplan.sim.recovery_points import SimPoint, latest
-from drplan.values import Phase
 
 if TYPE_CHECKING:
     from drplan.sim.estate import Vm

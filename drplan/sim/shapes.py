@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from drplan.observed import Phase
 from drplan.sim.conditions import Condition, item_conditions
 from drplan.sim.jobs import Job
 from drplan.sim.lifecycle import Engine, Item
 from drplan.sim.recovery_plans import RecoveryPlan
 from drplan.sim.recovery_points import SimPoint, latest
 from drplan.sim.rules import PHASE_VIEW
-from drplan.values import Phase
 
 T_FABRIC = "Microsoft.RecoveryServices/vaults/replicationFabrics"
 T_CONTAINER = f"{T_FABRIC}/replicationProtectionContainers"

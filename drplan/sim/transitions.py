@@ -8,9 +8,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from drplan.observed import Phase
 from drplan.sim.jobs import Job, Step
 from drplan.sim.rules import AGENT_NOT_INSTALLED
-from drplan.values import Phase
 
 if TYPE_CHECKING:
     from drplan.sim.lifecycle import Item

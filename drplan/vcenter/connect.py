@@ -30,7 +30,7 @@ from drplan.errors import (
     VCenterTlsError,
     VCenterUnreachable,
 )
-from drplan.plan import SecretRef
+from drplan.plan.schema import SecretRef
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +48,10 @@ def ssl_context(ca_file: str | None = None, *, insecure: bool = False) -> ssl.SS
     ``insecure=True`` turns verification off and logs a warning; it is never the default.
     """
     if insecure:
-        log.warning("TLS verification of vCenter's certificate is OFF (insecure=True): "
-                    "anyone on the network path can impersonate vCenter")
+        log.warning(
+            "TLS verification of vCenter's certificate is OFF (insecure=True): "
+            "anyone on the network path can impersonate vCenter"
+        )
         ctx = ssl.create_default_context()
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
@@ -59,8 +61,12 @@ def ssl_context(ca_file: str | None = None, *, insecure: bool = False) -> ssl.SS
     return ssl.create_default_context(cafile=ca_file)
 
 
-def resolve_password(ref: SecretRef | None = None, *, password: str | None = None,
-                     secret_loader: Callable[[str], str] | None = None) -> str:
+def resolve_password(
+    ref: SecretRef | None = None,
+    *,
+    password: str | None = None,
+    secret_loader: Callable[[str], str] | None = None,
+) -> str:
     """The vCenter password: ``password`` as given by the caller, else the plan's :class:`SecretRef`.
 
     ``env``: read from that environment variable. ``prefect_secret``: the library never imports Prefect,
@@ -78,12 +84,14 @@ def resolve_password(ref: SecretRef | None = None, *, password: str | None = Non
         if secret_loader is None:
             raise VCenterLoginError(
                 f"vcenter.password.prefect_secret {ref.prefect_secret!r} needs Prefect to resolve it: "
-                "run inside a Prefect flow, or use vcenter.password.env")
+                "run inside a Prefect flow, or use vcenter.password.env"
+            )
         try:
             value = secret_loader(ref.prefect_secret)
         except Exception as exc:
             raise VCenterLoginError(
-                f"cannot load Prefect Secret block {ref.prefect_secret!r}: {type(exc).__name__}") from exc
+                f"cannot load Prefect Secret block {ref.prefect_secret!r}: {type(exc).__name__}"
+            ) from exc
         if not isinstance(value, str) or not value:
             raise VCenterLoginError(f"Prefect Secret block {ref.prefect_secret!r} holds no password")
         return value
@@ -121,20 +129,23 @@ def map_error(exc: BaseException, where: str, *, user: str = "") -> VCenterError
         why = getattr(exc, "verify_message", "") or exc
         return VCenterTlsError(
             f"{where}: TLS certificate verification failed ({why}): set vcenter.ca_file "
-            "to the CA that signed vCenter's certificate (or, only for a lab, insecure: true)")
+            "to the CA that signed vCenter's certificate (or, only for a lab, insecure: true)"
+        )
     if isinstance(exc, ssl.SSLError):
         hint = " (is the endpoint speaking plain HTTP?)" if "WRONG_VERSION_NUMBER" in str(exc) else ""
         why = getattr(exc, "reason", None) or exc
         return VCenterTlsError(f"{where}: TLS handshake failed: {why}{hint}")
     if isinstance(exc, vim.fault.InvalidLogin):
         return VCenterLoginError(
-            f"{where}: vCenter rejected the login of user {user!r}: wrong user name or password")
+            f"{where}: vCenter rejected the login of user {user!r}: wrong user name or password"
+        )
     if isinstance(exc, vim.fault.NotAuthenticated):
         return VCenterLoginError(f"{where}: the vCenter session is not authenticated (expired or logged out)")
     if isinstance(exc, vim.fault.NoPermission):
         priv = getattr(exc, "privilegeId", "") or ""
         return VCenterPermissionError(
-            f"{where}: user {user!r} lacks permission" + (f" {priv}" if priv else "") + " in vCenter")
+            f"{where}: user {user!r} lacks permission" + (f" {priv}" if priv else "") + " in vCenter"
+        )
     if isinstance(exc, vim.fault.HostConnectFault):
         return VCenterUnreachable(f"{where}: cannot reach vCenter: {exc.msg}")
     if isinstance(exc, socket.timeout | TimeoutError):
@@ -181,20 +192,35 @@ class Connection:
             pyvim_connect.SetSi(None)
 
 
-def connect(host: str, port: int, user: str, password: str, *, ca_file: str | None = None,
-            insecure: bool = False, counter: SoapCounter | None = None) -> Connection:
+def connect(
+    host: str,
+    port: int,
+    user: str,
+    password: str,
+    *,
+    ca_file: str | None = None,
+    insecure: bool = False,
+    counter: SoapCounter | None = None,
+) -> Connection:
     """Log in to vCenter with TLS verification (unless ``insecure``); raise a mapped :class:`VCenterError`."""
     where = f"vCenter {host}:{port}"
     ctx = ssl_context(ca_file, insecure=insecure)
     log.info("connecting to %s as %s (TLS verification %s)", where, user, "off" if insecure else "on")
     try:
         si = pyvim_connect.SmartConnect(
-            host=host, port=port, user=user, pwd=password, sslContext=ctx, disableSslCertValidation=False,
-            httpConnectionTimeout=HTTP_TIMEOUT)
+            host=host,
+            port=port,
+            user=user,
+            pwd=password,
+            sslContext=ctx,
+            disableSslCertValidation=False,
+            httpConnectionTimeout=HTTP_TIMEOUT,
+        )
     except Exception as exc:
         if type(exc) is Exception and "is down or is not a VIM server" in str(exc):
-            raise VCenterUnreachable(f"{where}: answered, but is not a vSphere API endpoint "
-                                     "(no /sdk/vimServiceVersions.xml)") from exc
+            raise VCenterUnreachable(
+                f"{where}: answered, but is not a vSphere API endpoint (no /sdk/vimServiceVersions.xml)"
+            ) from exc
         raise map_error(exc, f"connecting to {where}", user=user) from exc
     counter = counter or SoapCounter()
     counter.install(si._stub)

@@ -13,7 +13,7 @@ from typing import Any
 
 from pyVmomi import vim, vmodl
 
-from drplan.values import SiteState, VmState
+from drplan.observed import SiteState, VmState
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +42,18 @@ def retrieve(content: Any, properties: Mapping[type, Sequence[str]]) -> list[tup
     view = content.viewManager.CreateContainerView(content.rootFolder, list(properties), True)
     try:
         spec = PC.FilterSpec(
-            objectSet=[PC.ObjectSpec(obj=view, skip=True, selectSet=[
-                PC.TraversalSpec(name="view", path="view", skip=False, type=vim.view.ContainerView)])],
-            propSet=[PC.PropertySpec(type=t, all=False, pathSet=list(paths))
-                     for t, paths in properties.items()],
+            objectSet=[
+                PC.ObjectSpec(
+                    obj=view,
+                    skip=True,
+                    selectSet=[
+                        PC.TraversalSpec(name="view", path="view", skip=False, type=vim.view.ContainerView)
+                    ],
+                )
+            ],
+            propSet=[
+                PC.PropertySpec(type=t, all=False, pathSet=list(paths)) for t, paths in properties.items()
+            ],
         )
         collector = content.propertyCollector
         result = collector.RetrievePropertiesEx([spec], PC.RetrieveOptions())
@@ -84,15 +92,21 @@ def index_by_name(objects: Iterable[tuple[Any, dict[str, Any]]], kind: str) -> d
         if not name:
             continue
         if name in out:
-            log.warning("two %s objects are named %r in vCenter (%s, %s): using the first", kind, name,
-                        out[name][0]._moId, obj._moId)
+            log.warning(
+                "two %s objects are named %r in vCenter (%s, %s): using the first",
+                kind,
+                name,
+                out[name][0]._moId,
+                obj._moId,
+            )
             continue
         out[name] = (obj, props)
     return out
 
 
-def read_site(content: Any, vms: Sequence[str], *, port_groups: Sequence[str] = (),
-              datastores: Sequence[str] = ()) -> tuple[SiteState, dict[str, Any]]:
+def read_site(
+    content: Any, vms: Sequence[str], *, port_groups: Sequence[str] = (), datastores: Sequence[str] = ()
+) -> tuple[SiteState, dict[str, Any]]:
     """One batched read. Returns the :class:`SiteState` and the managed objects of the VMs found.
 
     ``port_groups`` holds the port groups found among those asked for (every network when none are
@@ -116,7 +130,8 @@ def read_site(content: Any, vms: Sequence[str], *, port_groups: Sequence[str] = 
         connected=True,
         vms={n: vm_state(n, found[n][1] if n in found else None) for n in vms},
         port_groups=frozenset(n for n in port_groups if n in nets) if port_groups else frozenset(nets),
-        datastore_free_bytes={n: int(dss[n][1].get("summary.freeSpace") or 0)
-                              for n in datastores if n in dss},
+        datastore_free_bytes={
+            n: int(dss[n][1].get("summary.freeSpace") or 0) for n in datastores if n in dss
+        },
     )
     return state, {n: found[n][0] for n in vms if n in found}

@@ -1,4 +1,4 @@
-"""`VCenterSite`: the pyVmomi implementation of :class:`drplan.onprem.OnPremSite`, plus control verbs."""
+"""`VCenterSite`: the pyVmomi implementation of :class:`drplan.run.ports.OnPremSite`, plus control verbs."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from pyVmomi import vim, vmodl
 
 from drplan.clock import REAL_CLOCK, Clock
 from drplan.errors import BootTimeout, VCenterError, VCenterLoginError, VCenterUnreachable
-from drplan.onprem import boot_missing, boot_timeout_message
-from drplan.plan import VCenterTarget
-from drplan.values import SiteState, VmState
+from drplan.observed import SiteState, VmState
+from drplan.plan.schema import VCenterTarget
+from drplan.recovery.site_checks import boot_missing, boot_timeout_message
 from drplan.vcenter.connect import Connection, connect, map_error, resolve_password
 from drplan.vcenter.reads import VM_PROPERTIES, index_by_name, read_site, retrieve, vm_state
 from drplan.vcenter.waits import WaitExpired, wait_task, watch
@@ -42,15 +42,26 @@ class VCenterSite:
     that a read of N VMs costs a constant number of calls.
     """
 
-    def __init__(self, host: str, *, user: str, password: str, port: int = 443, ca_file: str | None = None,
-                 insecure: bool = False, clock: Clock = REAL_CLOCK, task_timeout: float = TASK_TIMEOUT):
+    def __init__(
+        self,
+        host: str,
+        *,
+        user: str,
+        password: str,
+        port: int = 443,
+        ca_file: str | None = None,
+        insecure: bool = False,
+        clock: Clock = REAL_CLOCK,
+        task_timeout: float = TASK_TIMEOUT,
+    ):
         self.clock = clock
         self.task_timeout = task_timeout
         self._conn: Connection = connect(host, port, user, password, ca_file=ca_file, insecure=insecure)
 
         def login_again() -> Connection:  # keeps the password out of attributes and reprs
-            return connect(host, port, user, password, ca_file=ca_file, insecure=insecure,
-                           counter=self._conn.counter)
+            return connect(
+                host, port, user, password, ca_file=ca_file, insecure=insecure, counter=self._conn.counter
+            )
 
         self._login_again = login_again
         self._refs: dict[str, Any] = {}
@@ -58,14 +69,28 @@ class VCenterSite:
         self.last_error: VCenterError | None = None
 
     @classmethod
-    def from_plan(cls, target: VCenterTarget, *, password: str | None = None,
-                  secret_loader: Callable[[str], str] | None = None, clock: Clock = REAL_CLOCK,
-                  **kw: Any) -> VCenterSite:
+    def from_plan(
+        cls,
+        target: VCenterTarget,
+        *,
+        password: str | None = None,
+        secret_loader: Callable[[str], str] | None = None,
+        clock: Clock = REAL_CLOCK,
+        **kw: Any,
+    ) -> VCenterSite:
         """Connect as the plan's ``vcenter:`` section says (see :func:`resolve_password` for the password:
         ``password`` overrides the plan's reference; ``secret_loader`` resolves a Prefect Secret block)."""
         secret = resolve_password(target.password, password=password, secret_loader=secret_loader)
-        return cls(target.host, port=target.port, user=target.username, password=secret,
-                   ca_file=target.ca_file, insecure=target.insecure, clock=clock, **kw)
+        return cls(
+            target.host,
+            port=target.port,
+            user=target.username,
+            password=secret,
+            ca_file=target.ca_file,
+            insecure=target.insecure,
+            clock=clock,
+            **kw,
+        )
 
     # -- bookkeeping -------------------------------------------------------------------------------------
 
@@ -127,15 +152,18 @@ class VCenterSite:
 
     # -- OnPremSite ----------------------------------------------------------------------------------------
 
-    def read_state(self, vms: Sequence[str], *, port_groups: Sequence[str] = (),
-                   datastores: Sequence[str] = ()) -> SiteState:
+    def read_state(
+        self, vms: Sequence[str], *, port_groups: Sequence[str] = (), datastores: Sequence[str] = ()
+    ) -> SiteState:
         """All named VMs, port groups and datastores in one property-collector round trip.
 
         A lost connection or session gives ``connected=False`` (see :attr:`last_error` for why).
         """
         try:
-            state, refs = self._guard(f"reading {len(vms)} VMs from {self.where}", lambda: read_site(
-                self._conn.content, vms, port_groups=port_groups, datastores=datastores))
+            state, refs = self._guard(
+                f"reading {len(vms)} VMs from {self.where}",
+                lambda: read_site(self._conn.content, vms, port_groups=port_groups, datastores=datastores),
+            )
         except (VCenterUnreachable, VCenterLoginError) as exc:
             log.warning("%s", exc)
             self.last_error = exc
@@ -144,8 +172,9 @@ class VCenterSite:
         self._refs.update(refs)
         return state
 
-    def wait_for_boot(self, vm: str, *, timeout: float, require_tools: bool = True,
-                      require_ip: bool = True) -> VmState:
+    def wait_for_boot(
+        self, vm: str, *, timeout: float, require_tools: bool = True, require_ip: bool = True
+    ) -> VmState:
         """Wait (property-collector updates, no polling sleeps) until ``vm`` is on, tools run, IP is set."""
         what = f"waiting for {vm} to boot on {self.where}"
         deadline = self.clock.monotonic() + max(timeout, 0.0)
@@ -157,9 +186,18 @@ class VCenterSite:
             missing = boot_missing(VmState(name=vm, present=False))
             raise BootTimeout(boot_timeout_message(VmState(name=vm, present=False), timeout, missing))
         try:
-            props = self._on_vm(vm, what, lambda ref: watch(
-                self._conn.content, ref, VM_PROPERTIES, up,
-                timeout=max(0.0, deadline - self.clock.monotonic()), clock=self.clock))
+            props = self._on_vm(
+                vm,
+                what,
+                lambda ref: watch(
+                    self._conn.content,
+                    ref,
+                    VM_PROPERTIES,
+                    up,
+                    timeout=max(0.0, deadline - self.clock.monotonic()),
+                    clock=self.clock,
+                ),
+            )
         except WaitExpired as exp:
             state = vm_state(vm, exp.props)
             missing = boot_missing(state, require_tools=require_tools, require_ip=require_ip)
@@ -175,9 +213,13 @@ class VCenterSite:
         self._power(vm, "poweredOff", lambda ref: ref.PowerOffVM_Task())
 
     def add_snapshot(self, vm: str, name: str = "drplan") -> None:
-        self._task(vm, f"creating snapshot {name!r} of {vm}",
-                   lambda ref: ref.CreateSnapshot_Task(name=name, description="created by drplan",
-                                                       memory=False, quiesce=False))
+        self._task(
+            vm,
+            f"creating snapshot {name!r} of {vm}",
+            lambda ref: ref.CreateSnapshot_Task(
+                name=name, description="created by drplan", memory=False, quiesce=False
+            ),
+        )
 
     def remove_snapshots(self, vm: str) -> None:
         self._task(vm, f"removing all snapshots of {vm}", lambda ref: ref.RemoveAllSnapshots_Task())
@@ -233,6 +275,7 @@ class VCenterSite:
 
     def _on_vm(self, vm: str, what: str, fn: Callable[[Any], T]) -> T:
         """Run ``fn(vm's managed object)``; a cached reference that went stale is looked up again once."""
+
         def run() -> T:
             ref = self._refs.get(vm) or self._lookup(vm)
             try:
@@ -240,12 +283,18 @@ class VCenterSite:
             except vmodl.fault.ManagedObjectNotFound:
                 self._refs.pop(vm, None)
                 return fn(self._lookup(vm))
+
         return self._guard(what, run)
 
     def _task(self, vm: str, what: str, start: Callable[[Any], Any]) -> Any:
         what = f"{what} on {self.where}"
-        return self._on_vm(vm, what, lambda ref: wait_task(self._conn.content, start(ref), what=what,
-                                                          timeout=self.task_timeout, clock=self.clock))
+        return self._on_vm(
+            vm,
+            what,
+            lambda ref: wait_task(
+                self._conn.content, start(ref), what=what, timeout=self.task_timeout, clock=self.clock
+            ),
+        )
 
     def _power(self, vm: str, target: str, start: Callable[[Any], Any]) -> None:
         verb = "powering on" if target == "poweredOn" else "powering off"
@@ -259,12 +308,14 @@ class VCenterSite:
 
     def _require_simulator(self, what: str) -> None:
         if self._is_simulator is None:
+
             def probe() -> bool:
                 try:
                     self._conn.content.setting.QueryOptions("vcsim.server.url")
                     return True
                 except vim.fault.InvalidName:
                     return False
+
             self._is_simulator = self._guard(what, probe)
         if not self._is_simulator:
             raise VCenterError(f"{what}: only supported on VMware's vcsim simulator, not on {self.where}")
@@ -272,8 +323,9 @@ class VCenterSite:
     def _set_guest(self, vm: str, values: dict[str, str]) -> None:
         what = f"setting {', '.join(values)} of {vm}"
         self._require_simulator(what)
-        spec = vim.vm.ConfigSpec(extraConfig=[vim.option.OptionValue(key=f"SET.{k}", value=v)
-                                              for k, v in values.items()])
+        spec = vim.vm.ConfigSpec(
+            extraConfig=[vim.option.OptionValue(key=f"SET.{k}", value=v) for k, v in values.items()]
+        )
         self._task(vm, what, lambda ref: ref.ReconfigVM_Task(spec=spec))
 
 

@@ -28,8 +28,15 @@ class WaitExpired(Exception):
         self.props = props
 
 
-def watch(content: Any, obj: Any, paths: Sequence[str], done: Callable[[dict[str, Any]], bool], *,
-          timeout: float, clock: Clock) -> dict[str, Any]:
+def watch(
+    content: Any,
+    obj: Any,
+    paths: Sequence[str],
+    done: Callable[[dict[str, Any]], bool],
+    *,
+    timeout: float,
+    clock: Clock,
+) -> dict[str, Any]:
     """Watch ``paths`` of ``obj`` until ``done(props)``; return the props or raise :class:`WaitExpired`.
 
     The first call returns the current values at once (``timeout=0`` means "check once"). A private
@@ -38,10 +45,13 @@ def watch(content: Any, obj: Any, paths: Sequence[str], done: Callable[[dict[str
     deadline = clock.monotonic() + max(timeout, 0.0)
     collector = content.propertyCollector.CreatePropertyCollector()
     try:
-        collector.CreateFilter(PC.FilterSpec(
-            objectSet=[PC.ObjectSpec(obj=obj, skip=False)],
-            propSet=[PC.PropertySpec(type=type(obj), all=False, pathSet=list(paths))],
-        ), partialUpdates=False)
+        collector.CreateFilter(
+            PC.FilterSpec(
+                objectSet=[PC.ObjectSpec(obj=obj, skip=False)],
+                propSet=[PC.PropertySpec(type=type(obj), all=False, pathSet=list(paths))],
+            ),
+            partialUpdates=False,
+        )
         version, props, gone = "", {}, False
         while True:
             remaining = deadline - clock.monotonic()
@@ -72,11 +82,19 @@ def watch(content: Any, obj: Any, paths: Sequence[str], done: Callable[[dict[str
 def wait_task(content: Any, task: Any, *, what: str, timeout: float, clock: Clock) -> Any:
     """Wait for a vSphere task; return its result, or raise a :class:`VCenterError` with the task's error."""
     try:
-        props = watch(content, task, ("info.state", "info.error", "info.result"),
-                      lambda p: p.get("info.state") in ("success", "error"), timeout=timeout, clock=clock)
+        props = watch(
+            content,
+            task,
+            ("info.state", "info.error", "info.result"),
+            lambda p: p.get("info.state") in ("success", "error"),
+            timeout=timeout,
+            clock=clock,
+        )
     except WaitExpired as exp:
-        raise VCenterError(f"{what}: task {task._moId} did not finish within {timeout:g}s "
-                           f"(state {exp.props.get('info.state', 'unknown')})") from None
+        raise VCenterError(
+            f"{what}: task {task._moId} did not finish within {timeout:g}s "
+            f"(state {exp.props.get('info.state', 'unknown')})"
+        ) from None
     if props.get("info.state") == "error":
         fault = props.get("info.error")
         raise task_error(fault, what)

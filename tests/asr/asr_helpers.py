@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from drplan.asr import AsrClient
-from drplan.plan import AzureTarget
+from drplan.observed import Phase
+from drplan.plan.schema import AzureTarget
 from drplan.sim import Estate
 from drplan.sim.estate import MasterTarget, PointGenerator, ProcessServer, Vm
-from drplan.values import Phase
 
 SPEED = 1.0  # simulated time barely moves by itself: the client's waits move it (SteppingClock)
 

@@ -8,7 +8,7 @@ import pytest
 from asr_helpers import client_for, make_estate
 
 from drplan.errors import NotFoundError, PreconditionError
-from drplan.points import choose_for_unit
+from drplan.recovery.points import choose_for_unit
 from drplan.sim.estate import PointGenerator
 
 LIST_ITEMS = ("GET", "ReplicationProtectedItems_ListByReplicationProtectionContainers")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from asr_helpers import accepted, client_for, make_estate
 
-from drplan.asr import AsrClient, StaticTokenCredential, phase_of
+from drplan.asr import AsrClient, StaticTokenCredential
 from drplan.errors import (
     AgentNotInstalledError,
     AsrError,
@@ -14,9 +14,10 @@ from drplan.errors import (
     PreconditionError,
     TransientError,
 )
-from drplan.plan import AzureTarget
+from drplan.observed import JobStatus, Phase
+from drplan.plan.schema import AzureTarget
+from drplan.recovery.phase import phase_of
 from drplan.sim.estate import ExplicitPoint, OperationFault
-from drplan.values import JobStatus, Phase
 
 POST_FAILBACK = ("POST", "ReplicationProtectedItems_UnplannedFailover")
 GET_ITEM = ("GET", "ReplicationProtectedItems_Get")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from asr_helpers import accepted, client_for, make_estate
 
-from drplan.asr import phase_of
 from drplan.errors import JobTimeout, PreconditionError
-from drplan.values import JobStatus, Phase
+from drplan.observed import JobStatus, Phase
+from drplan.recovery.phase import phase_of
 
 REPROTECT_ONPREM = dict(
     master_target_id="mt-lnx-01",

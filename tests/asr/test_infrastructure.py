@@ -7,7 +7,7 @@ import pytest
 from asr_helpers import accepted, client_for, make_estate
 
 from drplan.errors import PreconditionError
-from drplan.values import Phase
+from drplan.observed import Phase
 
 FABRICS = ("GET", "ReplicationFabrics_List")
 PROVIDERS = ("GET", "ReplicationRecoveryServicesProviders_List")

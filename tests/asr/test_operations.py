@@ -5,12 +5,13 @@ from __future__ import annotations
 import pytest
 from asr_helpers import SteppingClock, accepted, client_for, make_estate
 
-from drplan.asr import phase_of, recovery_plan_name
+from drplan.asr import recovery_plan_name
 from drplan.asr.transport import BoundedARMPolling
 from drplan.errors import PreconditionError
-from drplan.points import choose_for_unit
+from drplan.observed import JobStatus, Phase
+from drplan.recovery.phase import phase_of
+from drplan.recovery.points import choose_for_unit
 from drplan.sim.estate import Settings
-from drplan.values import JobStatus, Phase
 
 
 def phase(client, ref) -> Phase:

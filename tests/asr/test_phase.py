@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import pytest
 from asr_helpers import client_for, make_estate
 
-from drplan.asr import phase_of
-from drplan.values import ItemRef, ItemState, Phase
+from drplan.observed import ItemRef, ItemState, Phase
+from drplan.recovery.phase import phase_of
 
 LIFECYCLE = [p for p in Phase if p is not Phase.unknown and p is not Phase.failback_in_progress]
 

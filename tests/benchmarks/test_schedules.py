@@ -7,8 +7,8 @@ import pytest
 
 from benchmarks.schedules import SCHEDULES, bound, dependencies, transform
 from benchmarks.workload import build_workload
-from drplan.graph import compile_plan
-from drplan.plan import Plan
+from drplan.plan.graph import compile_plan
+from drplan.plan.schema import Plan
 
 
 @pytest.fixture(scope="module")

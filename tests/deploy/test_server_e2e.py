@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.server, pytest.mark.timeout(900)]
 
 
 def _plan_units() -> list[str]:
-    from drplan.graph import load_and_compile
+    from drplan.plan.graph import load_and_compile
 
     _, graph = load_and_compile(ROOT / PLAN)
     return [name for name, unit in graph.units.items() if unit.kind != "hook"]

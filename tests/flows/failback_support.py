@@ -18,7 +18,7 @@ def three_tier_estate(**durations):
     """The three-tier plan's estate: app-consistent points every 10 minutes, well inside group ``sql``'s
     max_data_loss guard; the agent re-registers 19 minutes after power-on, inside the plan's 20-minute
     window, so reprotect meets "agent isn't installed" first."""
-    from drplan.loader import load_plan
+    from drplan.plan.loader import load_plan
     from drplan.sim.estate import Estate, PointGenerator
 
     estate = Estate.from_plan(load_plan(THREE_TIER))

@@ -12,9 +12,9 @@ from datetime import datetime
 import pytest
 from failback_support import E2E_SPEED, THREE_TIER, three_tier_estate
 
-from drplan.graph import load_and_compile
+from drplan.observed import Phase
+from drplan.plan.graph import load_and_compile
 from drplan.sim import start_simulator
-from drplan.values import Phase
 
 PLAN, GRAPH = load_and_compile(THREE_TIER)
 VMS = [v.name for v in PLAN.vms]

@@ -11,9 +11,9 @@ from collections import Counter
 
 from failback_support import ROOT, THREE_TIER
 
-from drplan.graph import load_and_compile
+from drplan.observed import Phase
+from drplan.plan.graph import load_and_compile
 from drplan.sim.estate import OperationFault
-from drplan.values import Phase
 
 PLAN, GRAPH = load_and_compile(THREE_TIER)
 VMS = [v.name for v in PLAN.vms]

@@ -11,8 +11,8 @@ from contextlib import contextmanager
 import pytest
 from failback_support import SPEED, THREE_TIER
 
-from drplan.graph import load_and_compile
-from drplan.runbook import PreflightFailed
+from drplan.failback.preflight import PreflightFailed
+from drplan.plan.graph import load_and_compile
 
 
 def run_failback(plan=THREE_TIER):
@@ -162,7 +162,7 @@ def test_an_unregistered_reprotect_to_azure_process_server_aborts_the_failback(s
 
 def test_a_plan_already_failed_back_is_not_held_to_the_failback_preconditions(sim):
     """A resumed run: VMs already failed back need no recovery point, master target or clean item."""
-    from drplan.values import Phase
+    from drplan.observed import Phase
 
     for name in ("sql-01", "sql-02"):
         sim.estate.vm(name).phase = Phase.committed
@@ -186,10 +186,10 @@ reprotect:
 @contextmanager
 def reprotect_run(tmp_path, condition, ps="ps-azure-01"):
     """The reprotect preflight's runtime: three-tier failed over to Azure, ``condition`` applied."""
-    from drplan import reprotect
     from drplan.asr import AsrClient
-    from drplan.loader import load_plan
-    from drplan.runtime import Runtime
+    from drplan.plan.loader import load_plan
+    from drplan.reprotect_to_onprem import steps as reprotect
+    from drplan.run.context import Runtime
     from drplan.sim import start_simulator
 
     path = tmp_path / "three-tier-reprotect.yaml"
@@ -237,7 +237,7 @@ REPROTECT_RULES = [
 def test_reprotect_preflight_names_the_vm_and_the_rule_before_any_write(
     tmp_path, condition, options, check, rule
 ):
-    from drplan.reprotect import preflight
+    from drplan.reprotect_to_onprem.steps import preflight
 
     with reprotect_run(tmp_path, condition, **options) as (sim, rt):
         failed = {c.name: c for c in preflight(rt) if not c.ok}
@@ -249,7 +249,7 @@ def test_reprotect_preflight_names_the_vm_and_the_rule_before_any_write(
 
 
 def test_reprotect_preflight_passes_on_a_clean_estate(tmp_path):
-    from drplan.reprotect import preflight
+    from drplan.reprotect_to_onprem.steps import preflight
 
     with reprotect_run(tmp_path, lambda estate: None) as (sim, rt):
         checks = preflight(rt)
@@ -262,7 +262,7 @@ def test_reprotect_preflight_passes_on_a_clean_estate(tmp_path):
 
 # -- the rules over plain item states (no network) ---------------------------------------------------------
 def _state(**fields):
-    from drplan.values import ItemRef, ItemState
+    from drplan.observed import ItemRef, ItemState
 
     base = dict(
         ref=ItemRef("db-01", "f", "c", "i"),
@@ -279,7 +279,7 @@ def _state(**fields):
 
 
 def test_a_physical_w2008r2_sp1_server_is_recognised_from_its_os_details_alone():
-    from drplan.runbook import item_checks
+    from drplan.failback.preflight import item_checks
 
     bare = _state(os_version="Windows Server 2008 R2 SP1", discovery_type="Physical")
     both = _state(
@@ -295,7 +295,7 @@ def test_a_physical_w2008r2_sp1_server_is_recognised_from_its_os_details_alone()
 
 
 def test_health_errors_that_break_no_failback_rule_do_not_block():
-    from drplan.runbook import item_checks
+    from drplan.failback.preflight import item_checks
 
     state = _state(health_errors=("RpoThresholdExceeded: RPO is 31 minutes",))
     assert all(c.ok for c in item_checks("db-01", state))

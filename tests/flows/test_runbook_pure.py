@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from drplan.report import Report
-from drplan.runbook import parse_overrides
-from drplan.runlock import PlanBusy, PlanLock
-from drplan.values import CheckResult
+from drplan.failback.point_choice import parse_overrides
+from drplan.observed import CheckResult
+from drplan.run.host_lock import PlanBusy, PlanLock
+from drplan.run.report import Report
 
 
 def test_overrides_apply_to_every_unit_or_one_named_unit():

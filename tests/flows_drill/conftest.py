@@ -51,8 +51,8 @@ def plan_with_hooks(tmp_path: Path, hook_log: Path) -> Path:
 
 
 def drill_estate(plan_path: Path):
-    from drplan import drill
-    from drplan.loader import load_plan
+    from drplan.drill import steps as drill
+    from drplan.plan.loader import load_plan
 
     return drill.simulated_estate(load_plan(plan_path))
 
@@ -78,7 +78,7 @@ def external_sim(monkeypatch):
 @pytest.fixture
 def events():
     """Every unit transition of every run in this process, in order: (node, transition, message)."""
-    from drplan import runtime
+    from drplan.run import context as runtime
 
     seen: list[tuple[str, str, str]] = []
     unsubscribe = runtime.subscribe(lambda e: seen.append((e.node, e.transition, e.message)))

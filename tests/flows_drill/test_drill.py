@@ -78,7 +78,7 @@ def test_drill_of_the_three_tier_plan_reports_rto_and_rpo_per_unit(external_sim)
 def test_a_failure_mid_drill_still_cleans_up_every_test_vm_and_runs_the_post_cleanup_hook(
     external_sim, plan_with_hooks, hook_log, events
 ) -> None:
-    from drplan.drill import DrillFailed
+    from drplan.drill.steps import DrillFailed
     from drplan.sim.estate import OperationFault
     from flows.drill import drill
 
@@ -108,7 +108,7 @@ def test_a_failure_mid_drill_still_cleans_up_every_test_vm_and_runs_the_post_cle
 
 
 def test_a_cancelled_drill_cleans_up(external_sim, plan_with_hooks, hook_log, events) -> None:
-    from drplan import runtime
+    from drplan.run import context as runtime
     from flows.drill import drill
 
     sim = external_sim(drill_estate(plan_with_hooks))
@@ -149,7 +149,7 @@ def test_an_approval_marked_in_drills_stops_the_drill_until_answered(
 ) -> None:
     import threading
 
-    from drplan import runtime
+    from drplan.run import context as runtime
     from flows.common import resume_when_paused
     from flows.drill import drill
 

@@ -27,8 +27,8 @@ def plan(tmp_path):
 
 def _estate(**os_by_vm):
     """The three-tier estate failed over to Azure; ``os_by_vm`` overrides what ASR reports as a VM's OS."""
-    from drplan import reprotect
-    from drplan.loader import load_plan
+    from drplan.plan.loader import load_plan
+    from drplan.reprotect_to_onprem import steps as reprotect
     from drplan.sim.estate import OsFamily
 
     estate = reprotect.simulated_estate(load_plan(THREE_TIER))
@@ -52,7 +52,7 @@ def _estate(**os_by_vm):
 def test_reprotect_refuses_a_master_target_mismatch_before_any_write(
     external_sim, plan, os_by_vm, expected
 ) -> None:
-    from drplan.runbook import PreflightFailed
+    from drplan.failback.preflight import PreflightFailed
     from flows.reprotect import reprotect
 
     sim = external_sim(_estate(**os_by_vm))
@@ -66,7 +66,7 @@ def test_reprotect_refuses_a_master_target_mismatch_before_any_write(
 
 
 def test_reprotect_waits_until_replication_health_is_ok(external_sim, plan, events) -> None:
-    from drplan import runtime
+    from drplan.run import context as runtime
     from flows.reprotect import reprotect
 
     sim = external_sim(_estate())

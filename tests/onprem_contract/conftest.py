@@ -1,4 +1,4 @@
-"""Both implementations of :class:`drplan.onprem.OnPremSite` over the same plan: vcsim (pyVmomi) and the
+"""Both implementations of :class:`drplan.run.ports.OnPremSite` over the same plan: vcsim (pyVmomi) and the
 simulated estate's on-prem side. Each test gets one, through the parametrized ``impl`` fixture."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from vcenter.vcsim_server import VcsimUnavailable, build_vcsim, running_vcsim
 
-from drplan.loader import load_plan
-from drplan.plan import Plan
+from drplan.plan.loader import load_plan
+from drplan.plan.schema import Plan
 
 PLAN = Path(__file__).resolve().parents[2] / "plans" / "three-tier.yaml"
 DRILL_PORT_GROUP = "drill-network"  # the simulated estate's default drill port group
@@ -46,8 +46,13 @@ def impl(request, plan, tmp_path_factory):
                 pytest.fail(f"vcsim is required in CI: {exc}")
             pytest.skip(f"vcsim unavailable: {exc}")
         names = vm_names(plan) + [m.name for m in plan.master_targets]
-        with running_vcsim(tmp_path_factory.mktemp("vcsim-contract"), vms=len(names) + 2, names=names,
-                           portgroups=[DRILL_PORT_GROUP], binary=binary) as sim:
+        with running_vcsim(
+            tmp_path_factory.mktemp("vcsim-contract"),
+            vms=len(names) + 2,
+            names=names,
+            portgroups=[DRILL_PORT_GROUP],
+            binary=binary,
+        ) as sim:
             site = sim.site()
             yield Impl("vcsim", site, fail_timeout=1)
             site.close()

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 
 from drplan.errors import BootTimeout
-from drplan.onprem import (
-    OnPremSite,
+from drplan.recovery.site_checks import (
     check_connected,
     check_master_target,
     check_port_group,
     check_vm_present,
 )
+from drplan.run.ports import OnPremSite
 
 from .conftest import DRILL_PORT_GROUP, vm_names
 
@@ -23,8 +23,9 @@ def test_implements_the_protocol(impl):
 def test_read_state_of_present_and_absent_names(impl, plan):
     names = vm_names(plan)
     masters = [m.name for m in plan.master_targets]
-    state = impl.site.read_state([*names, *masters, "no-such-vm"],
-                                 port_groups=[DRILL_PORT_GROUP, "no-such-pg"])
+    state = impl.site.read_state(
+        [*names, *masters, "no-such-vm"], port_groups=[DRILL_PORT_GROUP, "no-such-pg"]
+    )
     assert check_connected(state).ok
     assert all(check_vm_present(state, n).ok for n in names + masters)
     assert not check_vm_present(state, "no-such-vm").ok

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 import drplan.cli.plan_cmds  # noqa: F401  (registers the commands)
 from drplan.cli import app
 from drplan.cli.plan_cmds import dry_run_report, print_dry_run
-from drplan.graph import load_and_compile
+from drplan.plan.graph import load_and_compile
 
 ROOT = Path(__file__).resolve().parents[2]
 THREE_TIER = str(ROOT / "plans" / "three-tier.yaml")
@@ -38,8 +38,10 @@ def test_validate_invalid_exits_2_and_lists_every_problem():
     bad = str(FIXTURES / "unknown-dependency.yaml")
     result = run("validate", THREE_TIER, bad)
     assert result.exit_code == 2
-    assert f"{bad}:7:67: vms[1].depends_on[0]: unknown VM, group or hook 'ap-01' (did you mean 'app-01'?)" \
+    assert (
+        f"{bad}:7:67: vms[1].depends_on[0]: unknown VM, group or hook 'ap-01' (did you mean 'app-01'?)"
         in result.stdout.splitlines()
+    )
     assert "2 problems in 1 of 2 plans" in result.stderr
 
 
@@ -49,7 +51,10 @@ def test_validate_json_lists_problems():
     assert result.exit_code == 2
     problems = json.loads(result.stdout)
     assert problems[0] == {
-        "file": bad, "line": 6, "col": 48, "path": "vms[0].master_target",
+        "file": bad,
+        "line": 6,
+        "col": 48,
+        "path": "vms[0].master_target",
         "message": "a windows VM needs a windows master target; 'mt-lnx' is linux",
     }
     assert len(problems) == 2
@@ -116,7 +121,11 @@ def test_plan_dry_run_json():
     assert report["commit"] == "approval"
     sql = report["steps"][0]
     assert (sql["unit"], sql["policy"], sql["vms"], sql["critical"]) == (
-        "sql", "common-app-consistent", ["sql-01", "sql-02"], True)
+        "sql",
+        "common-app-consistent",
+        ["sql-01", "sql-02"],
+        True,
+    )
     assert [s["generation"] for s in report["steps"]] == [1, 2, 2, 3, 3]
 
 
@@ -147,9 +156,17 @@ def test_console_script_prints_no_traceback(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: [unclosed\n")
     proc = subprocess.run(
-        [sys.executable, "-c", "from drplan.cli import main; main()",
-         "validate", str(bad), str(tmp_path / "x.yaml")],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-c",
+            "from drplan.cli import main; main()",
+            "validate",
+            str(bad),
+            str(tmp_path / "x.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stdout + proc.stderr

@@ -10,7 +10,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from drplan.cli.plan_cmds import schema_text
-from drplan.graph import load_and_compile
+from drplan.plan.graph import load_and_compile
 
 PLANS = Path(__file__).resolve().parents[2] / "plans"
 EXAMPLES = sorted(PLANS.rglob("*.yaml"))
@@ -57,5 +57,8 @@ def test_erp_mixed_shows_hooks_groups_and_mixed_policies():
     assert kinds == {"shell", "wait", "approval"}
     assert sum(1 for u in graph.units.values() if u.kind == "group") == 2
     assert {str(u.policy) for u in graph.units.values() if u.policy} == {
-        "latest", "latest-app-consistent", "common-app-consistent"}
+        "latest",
+        "latest-app-consistent",
+        "common-app-consistent",
+    }
     assert len(plan.vms) >= 12

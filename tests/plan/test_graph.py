@@ -9,8 +9,8 @@ import networkx as nx
 import pytest
 
 from drplan.errors import PlanError
-from drplan.graph import compile_plan, load_and_compile
-from drplan.plan import Plan
+from drplan.plan.graph import compile_plan, load_and_compile
+from drplan.plan.schema import Plan
 
 from .helpers import plan_data, vm
 

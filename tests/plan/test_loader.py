@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from drplan.errors import PlanError
-from drplan.loader import load_plan, load_plan_text
-from drplan.validate import Problem
+from drplan.plan.loader import load_plan, load_plan_text
+from drplan.plan.validate import Problem
 
 FIXTURES = Path(__file__).parent / "fixtures" / "invalid"
 CASES = sorted(p.stem for p in FIXTURES.glob("*.yaml"))
@@ -34,8 +34,10 @@ def test_every_fixture_has_its_expectation():
 
 def test_unknown_reference_suggests_the_close_name_with_position():
     # the example from the design document
-    assert "unknown-dependency.yaml:7:67: vms[1].depends_on[0]: unknown VM, group or hook 'ap-01' " \
+    assert (
+        "unknown-dependency.yaml:7:67: vms[1].depends_on[0]: unknown VM, group or hook 'ap-01' "
         "(did you mean 'app-01'?)" in (FIXTURES / "unknown-dependency.expected").read_text()
+    )
 
 
 @pytest.mark.parametrize("case", ["literal-secret", "yaml-duplicate-key"])

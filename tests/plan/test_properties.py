@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 
 from benchmarks.synth import Spec, synth_plan_data, synth_plan_yaml
 from drplan.errors import PlanError
-from drplan.graph import compile_plan
-from drplan.loader import load_plan_text
-from drplan.plan import Plan
-from drplan.validate import check_plan
+from drplan.plan.graph import compile_plan
+from drplan.plan.loader import load_plan_text
+from drplan.plan.schema import Plan
+from drplan.plan.validate import check_plan
 
 from .helpers import plan_data, vm
 
@@ -47,7 +47,8 @@ def grouped_plans(draw):
         dag.add_nodes_from(names)
         closure = nx.transitive_closure_dag(dag)
         members = {
-            m for m in members
+            m
+            for m in members
             if not any(closure.has_edge(m, o) or closure.has_edge(o, m) for o in members if o != m)
         }
         if members:

@@ -14,7 +14,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from benchmarks.synth import Spec, synth_plan_yaml
 from drplan.errors import PlanError
-from drplan.loader import _Locator, _parse_yaml, load_plan_text
+from drplan.plan.loader import _Locator, _parse_yaml, load_plan_text
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = Path(__file__).parent / "fixtures" / "invalid"
@@ -121,7 +121,7 @@ def _empty_value(text, path, root):
     for part in path:
         node = node[part]
     line, col = ruamel_position(root, path, key=True)
-    rest = text.splitlines()[line - 1][col - 1:].split(":", 1)[1].split("#")[0].split(",")[0]
+    rest = text.splitlines()[line - 1][col - 1 :].split(":", 1)[1].split("#")[0].split(",")[0]
     return node is None and not rest.strip(" }")
 
 
@@ -195,8 +195,10 @@ def problems_of(text: str) -> list[str]:
 
 
 def test_yaml_1_1_words_stay_names():
-    plan = load_plan_text(BASE + "vms:\n  - {name: no, os: linux, master_target: mt}\n"
-                          "  - {name: on, os: linux, master_target: mt, depends_on: [no]}\n")
+    plan = load_plan_text(
+        BASE + "vms:\n  - {name: no, os: linux, master_target: mt}\n"
+        "  - {name: on, os: linux, master_target: mt, depends_on: [no]}\n"
+    )
     assert [vm.name for vm in plan.vms] == ["no", "on"]
 
 
@@ -207,11 +209,13 @@ def test_an_explicit_str_tag_makes_a_number_a_name():
 
 
 def test_merge_keys_share_settings_and_problems_in_them_point_at_the_item():
-    plan = load_plan_text(BASE + "vms:\n  - &linux {name: a, os: linux, master_target: mt}\n"
-                          "  - {<<: *linux, name: b}\n")
+    plan = load_plan_text(
+        BASE + "vms:\n  - &linux {name: a, os: linux, master_target: mt}\n  - {<<: *linux, name: b}\n"
+    )
     assert [(vm.name, vm.os) for vm in plan.vms] == [("a", "linux"), ("b", "linux")]
-    assert problems_of(BASE + "vms:\n  - &bad {name: a, os: plan9, master_target: mt}\n"
-                       "  - {<<: *bad, name: b}\n") == [
+    assert problems_of(
+        BASE + "vms:\n  - &bad {name: a, os: plan9, master_target: mt}\n  - {<<: *bad, name: b}\n"
+    ) == [
         "p.yaml:6:24: vms[0].os: invalid value 'plan9': expected 'windows' or 'linux'",
         "p.yaml:7:5: vms[1].os: invalid value 'plan9': expected 'windows' or 'linux'",
     ]
@@ -241,17 +245,27 @@ def test_a_syntax_error_after_a_duplicate_key_is_the_one_reported():
     ("text", "expected"),
     [
         ("name: *nope\n", "p.yaml:1:7: invalid YAML: found undefined alias 'nope'"),
-        ("name: a\n---\nname: b\n", "p.yaml:2:1: invalid YAML: but found another document "
-         "(expected a single document in the stream started at line 1)"),
+        (
+            "name: a\n---\nname: b\n",
+            "p.yaml:2:1: invalid YAML: but found another document "
+            "(expected a single document in the stream started at line 1)",
+        ),
         ("vcenter:\n  password: !vault abc\n", "p.yaml:2:13: invalid YAML: tag '!vault' is not supported"),
         ("name: !!int x\n", "p.yaml:1:7: invalid YAML: 'x' is not a valid int"),
         ("? [a]\n: b\n", "p.yaml:1:3: invalid YAML: a mapping key must be a scalar"),
-        ("vms:\n  - <<: 3\n", "p.yaml:2:9: invalid YAML: "
-         "a merge key (<<) takes a mapping or a list of mappings"),
-        ("name: a\ndescription: b\x07\n", "p.yaml:2:15: invalid YAML: unacceptable character #x0007: "
-         "special characters are not allowed"),
-        ("name: a\n\tvms: []\n", "p.yaml:2:1: invalid YAML: "
-         "found character '\\t' that cannot start any token (while scanning for the next token)"),
+        (
+            "vms:\n  - <<: 3\n",
+            "p.yaml:2:9: invalid YAML: a merge key (<<) takes a mapping or a list of mappings",
+        ),
+        (
+            "name: a\ndescription: b\x07\n",
+            "p.yaml:2:15: invalid YAML: unacceptable character #x0007: special characters are not allowed",
+        ),
+        (
+            "name: a\n\tvms: []\n",
+            "p.yaml:2:1: invalid YAML: "
+            "found character '\\t' that cannot start any token (while scanning for the next token)",
+        ),
     ],
 )
 def test_documents_the_reader_refuses_are_positioned_problems(text, expected):

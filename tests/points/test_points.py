@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from drplan.errors import RecoveryPointError
-from drplan.plan import RecoveryPointPolicy as P
-from drplan.points import check_all_have_points, choose_for_unit, choose_points, point_checks
-from drplan.values import RecoveryPoint
+from drplan.observed import RecoveryPoint
+from drplan.plan.schema import RecoveryPointPolicy as P
+from drplan.recovery.points import check_all_have_points, choose_for_unit, choose_points, point_checks
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 NOW = T0 + timedelta(hours=2)

@@ -7,8 +7,8 @@ from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
 from azure.mgmt.recoveryservicessiterecovery import SiteRecoveryManagementClient
 from azure.mgmt.recoveryservicessiterecovery import models as m
 
+from drplan.observed import Phase
 from drplan.sim import start_simulator
-from drplan.values import Phase
 
 from .conftest import Asr, small_estate
 

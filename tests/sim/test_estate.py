@@ -8,11 +8,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from drplan.loader import load_plan
+from drplan.observed import Phase
+from drplan.plan.loader import load_plan
 from drplan.sim import Estate, EstateError, SimClock
 from drplan.sim.estate import PointGenerator, Vm
 from drplan.sim.recovery_points import common_app_point, points_for
-from drplan.values import Phase
 
 from .conftest import small_estate
 

@@ -7,9 +7,9 @@ import pytest
 from azure.core.exceptions import HttpResponseError
 from azure.mgmt.recoveryservicessiterecovery import models as m
 
-from drplan.loader import load_plan
+from drplan.observed import Phase
+from drplan.plan.loader import load_plan
 from drplan.sim import Estate, start_simulator
-from drplan.values import Phase
 
 from .conftest import Asr
 

@@ -7,9 +7,9 @@ import json
 import pytest
 
 from drplan.errors import BootTimeout, VCenterUnreachable
-from drplan.onprem import OnPremSite
+from drplan.observed import Phase
+from drplan.run.ports import OnPremSite
 from drplan.sim import SimClock, start_simulator
-from drplan.values import Phase
 
 from .conftest import Asr, small_estate
 

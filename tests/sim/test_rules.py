@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from azure.core.exceptions import HttpResponseError
 
+from drplan.observed import Phase
 from drplan.sim import start_simulator
 from drplan.sim.estate import ExplicitPoint, Settings
-from drplan.values import Phase
 
 from .conftest import Asr, small_estate
 

@@ -30,8 +30,13 @@ def vcsim_bin():
 
 @pytest.fixture(scope="session")
 def vcsim(vcsim_bin, tmp_path_factory) -> Vcsim:
-    with running_vcsim(tmp_path_factory.mktemp("vcsim"), vms=BATCH_VMS + 20, names=NAMED_VMS,
-                       portgroups=(DRILL_PORT_GROUP,), binary=vcsim_bin) as sim:
+    with running_vcsim(
+        tmp_path_factory.mktemp("vcsim"),
+        vms=BATCH_VMS + 20,
+        names=NAMED_VMS,
+        portgroups=(DRILL_PORT_GROUP,),
+        binary=vcsim_bin,
+    ) as sim:
         yield sim
 
 

@@ -8,7 +8,7 @@ import socket
 import pytest
 
 from drplan.errors import VCenterLoginError, VCenterTlsError, VCenterUnreachable
-from drplan.plan import SecretRef, VCenterTarget
+from drplan.plan.schema import SecretRef, VCenterTarget
 from drplan.vcenter import VCenterSite
 
 from .vcsim_server import make_ca
@@ -74,8 +74,9 @@ def test_unreachable_vcenter(vcsim):
 
 
 def _target(vcsim, password: SecretRef) -> VCenterTarget:
-    return VCenterTarget(host=vcsim.host, port=vcsim.port, username=vcsim.user, password=password,
-                         ca_file=vcsim.ca_file)
+    return VCenterTarget(
+        host=vcsim.host, port=vcsim.port, username=vcsim.user, password=password, ca_file=vcsim.ca_file
+    )
 
 
 def test_from_plan_reads_the_password_from_the_environment(vcsim, monkeypatch):

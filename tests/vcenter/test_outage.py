@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from drplan.errors import VCenterUnreachable
-from drplan.onprem import check_connected
+from drplan.recovery.site_checks import check_connected
 
 from .vcsim_server import running_vcsim
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from drplan.errors import VCenterLoginError
-from drplan.plan import SecretRef
+from drplan.plan.schema import SecretRef
 from drplan.vcenter import resolve_password
 
 

@@ -33,13 +33,17 @@ def test_tools_status_and_boot_timeout_names_what_is_missing(site):
     assert vm.power_state == "poweredOn" and vm.tools_running_status == "guestToolsNotRunning"
     with pytest.raises(BootTimeout) as err:
         site.wait_for_boot("boot-01", timeout=0)
-    assert str(err.value) == ("boot-01 did not come up within 0s: "
-                              "VMware Tools not running (guestToolsNotRunning); no guest IP")
+    assert str(err.value) == (
+        "boot-01 did not come up within 0s: VMware Tools not running (guestToolsNotRunning); no guest IP"
+    )
 
     site.set_tools_running("boot-01", True)
     vm = site.read_state(["boot-01"]).vms["boot-01"]
     assert (vm.tools_running_status, vm.heartbeat, vm.tools_version_status) == (
-        "guestToolsRunning", "green", "guestToolsCurrent")
+        "guestToolsRunning",
+        "green",
+        "guestToolsCurrent",
+    )
     with pytest.raises(BootTimeout, match="no guest IP$"):
         site.wait_for_boot("boot-01", timeout=0)
     assert site.wait_for_boot("boot-01", timeout=0, require_ip=False).booted
@@ -92,7 +96,7 @@ def test_task_wait_reports_the_task_error(site):
 
 
 def test_snapshot_on_master_target_fails_the_check_until_removed(site):
-    from drplan.onprem import check_master_target
+    from drplan.recovery.site_checks import check_master_target
 
     assert check_master_target(site.read_state(["mt-win-01"]), "mt-win-01").ok
     site.add_snapshot("mt-win-01")
@@ -106,7 +110,7 @@ def test_snapshot_on_master_target_fails_the_check_until_removed(site):
 
 
 def test_missing_master_target_fails_the_check(site):
-    from drplan.onprem import check_master_target
+    from drplan.recovery.site_checks import check_master_target
 
     check = check_master_target(site.read_state(["mt-nope"]), "mt-nope")
     assert not check.ok and "not found" in check.message

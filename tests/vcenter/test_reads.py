@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from drplan.onprem import check_port_group, check_vm_present
+from drplan.recovery.site_checks import check_port_group, check_vm_present
 
 from .conftest import BATCH_VMS, DRILL_PORT_GROUP
 

@@ -48,45 +48,72 @@ def _key() -> rsa.RSAPrivateKey:
 
 
 def _pem_key(key: rsa.RSAPrivateKey) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
-                             serialization.NoEncryption())
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )
 
 
-def make_ca(directory: Path, name: str = "drplan test CA",
-            ) -> tuple[Path, rsa.RSAPrivateKey, x509.Certificate]:
+def make_ca(
+    directory: Path,
+    name: str = "drplan test CA",
+) -> tuple[Path, rsa.RSAPrivateKey, x509.Certificate]:
     """A self-signed CA (RSA 2048): returns (ca.pem path, key, cert)."""
     key = _key()
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     now = datetime.now(UTC)
-    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - timedelta(hours=1)).not_valid_after(now + timedelta(days=2))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                         content_commitment=False, key_encipherment=False,
-                                         data_encipherment=False, key_agreement=False, encipher_only=False,
-                                         decipher_only=False),
-                           critical=True)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(hours=1))
+        .not_valid_after(now + timedelta(days=2))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .sign(key, hashes.SHA256())
+    )
     path = directory / f"{name.replace(' ', '-')}.pem"
     path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return path, key, cert
 
 
-def make_server_cert(directory: Path, ca_key: rsa.RSAPrivateKey,
-                     ca_cert: x509.Certificate) -> tuple[Path, Path]:
+def make_server_cert(
+    directory: Path, ca_key: rsa.RSAPrivateKey, ca_cert: x509.Certificate
+) -> tuple[Path, Path]:
     """A server certificate (SAN IP:127.0.0.1, RSA 2048) signed by the CA: (cert.pem, key.pem)."""
     key = _key()
     now = datetime.now(UTC)
-    cert = (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
-            .issuer_name(ca_cert.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - timedelta(hours=1)).not_valid_after(now + timedelta(days=2))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                           critical=False)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .sign(ca_key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(hours=1))
+        .not_valid_after(now + timedelta(days=2))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False
+        )
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
     cert_path, key_path = directory / "vcsim-cert.pem", directory / "vcsim-key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     key_path.write_bytes(_pem_key(key))
@@ -126,8 +153,14 @@ class Vcsim:
 
 
 @contextmanager
-def running_vcsim(directory: Path, *, vms: int = 4, names: Sequence[str] = (), portgroups: Sequence[str] = (),
-                  binary: Path | None = None) -> Iterator[Vcsim]:
+def running_vcsim(
+    directory: Path,
+    *,
+    vms: int = 4,
+    names: Sequence[str] = (),
+    portgroups: Sequence[str] = (),
+    binary: Path | None = None,
+) -> Iterator[Vcsim]:
     """Start vcsim on 127.0.0.1 (a free port) with TLS from a fresh CA; stop it on exit."""
     binary = binary or build_vcsim()
     directory.mkdir(parents=True, exist_ok=True)
@@ -135,15 +168,43 @@ def running_vcsim(directory: Path, *, vms: int = 4, names: Sequence[str] = (), p
     cert, key = make_server_cert(directory, ca_key, ca_cert)
     password = secrets.token_urlsafe(16)
     log_file = directory / "vcsim.log"
-    cmd = [str(binary), "-listen", "127.0.0.1:0", "-vms", str(vms), "-cert", str(cert), "-key", str(key),
-           "-user", USER, "-names", ",".join(names), "-portgroups", ",".join(portgroups)]
+    cmd = [
+        str(binary),
+        "-listen",
+        "127.0.0.1:0",
+        "-vms",
+        str(vms),
+        "-cert",
+        str(cert),
+        "-key",
+        str(key),
+        "-user",
+        USER,
+        "-names",
+        ",".join(names),
+        "-portgroups",
+        ",".join(portgroups),
+    ]
     with open(log_file, "wb") as log:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, cwd=directory,
-                                env={**os.environ, "VCSIM_PASSWORD": password, "TMPDIR": str(directory)})
+        proc = subprocess.Popen(
+            cmd,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            cwd=directory,
+            env={**os.environ, "VCSIM_PASSWORD": password, "TMPDIR": str(directory)},
+        )
     try:
         info = _read_banner(proc, log_file)
-        sim = Vcsim(host=info["host"], port=int(info["port"]), ca_file=str(ca_file), user=USER,
-                    password=password, vms=list(info["vms"]), proc=proc, log_file=log_file)
+        sim = Vcsim(
+            host=info["host"],
+            port=int(info["port"]),
+            ca_file=str(ca_file),
+            user=USER,
+            password=password,
+            vms=list(info["vms"]),
+            proc=proc,
+            log_file=log_file,
+        )
         yield sim
     finally:
         if proc.poll() is None:

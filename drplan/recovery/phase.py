@@ -1,0 +1,79 @@
+"""Where a protected item is in the classic failback lifecycle, read from one :class:`ItemState`.
+
+Lifecycle (design §1): replicating to Azure (``InMageAzureV2``) → failed over to Azure → reprotected toward
+on-prem (``InMage``, ready to fail back) → failback in progress → failed back (commit pending) → committed →
+reprotected to Azure (``InMageAzureV2`` again). Every operation of :class:`drplan.asr.AsrClient` reads this
+first, so a re-run after a crash neither repeats a write that already happened nor duplicates a running job.
+"""
+
+from __future__ import annotations
+
+from drplan.observed import ItemState, Phase
+
+__all__ = [
+    "CLEANUP_SCENARIOS",
+    "COMMIT_SCENARIOS",
+    "FAILBACK_SCENARIOS",
+    "REPROTECT_SCENARIOS",
+    "TEST_SCENARIOS",
+    "normalise",
+    "phase_of",
+    "scenario_of",
+]
+
+FAILBACK_SCENARIOS = frozenset({"unplannedfailover", "failover", "plannedfailover"})
+COMMIT_SCENARIOS = frozenset({"commitfailover", "failovercommit", "commit"})
+REPROTECT_SCENARIOS = frozenset({"reprotect", "reversereplication", "reverserepl", "switchprotection"})
+TEST_SCENARIOS = frozenset({"testfailover"})
+CLEANUP_SCENARIOS = frozenset({"testfailovercleanup"})
+
+
+def normalise(text: str | None) -> str:
+    """Compare ASR strings loosely: ``"Unplanned Failover"`` and ``"unplannedFailover"`` match."""
+    return (text or "").replace(" ", "").replace("-", "").replace("_", "").lower()
+
+
+def _commit_pending(ps: str, allowed: set[str]) -> bool:
+    return "commitpending" in ps or "commitrequired" in ps or "failovercompleted" in ps or "commit" in allowed
+
+
+def _committed(ps: str) -> bool:
+    return "committed" in ps
+
+
+def scenario_of(state: ItemState) -> str:
+    """The item's current scenario, normalised (``""`` when idle)."""
+    s = normalise(state.current_scenario)
+    return "" if s in ("", "none") else s
+
+
+def phase_of(state: ItemState) -> Phase:
+    """Classify an item. Pure; ``Phase.unknown`` when the state fits no step of the lifecycle."""
+    ps = normalise(state.protection_state)
+    allowed = {normalise(a) for a in state.allowed_operations}
+    scenario = scenario_of(state) if state.current_job else ""
+    provider = normalise(state.provider)
+
+    if provider == "inmage":  # Azure -> on-prem replication: the failback half of the lifecycle
+        if _committed(ps):
+            return Phase.committed
+        if _commit_pending(ps, allowed):
+            return Phase.failed_back
+        if scenario in FAILBACK_SCENARIOS or "failoverinprogress" in ps or "failoverstatesbegin" in ps:
+            return Phase.failback_in_progress
+        if ps.startswith("protected") or "unplannedfailover" in allowed or ps in ("", "replicating"):
+            return Phase.reprotected_to_onprem
+        return Phase.unknown
+
+    if provider == "inmageazurev2":  # VMware -> Azure replication
+        if _committed(ps) or _commit_pending(ps, allowed) or normalise(state.active_location) == "recovery":
+            return Phase.failed_over_to_azure
+        if ps.startswith("protected") or "reprotect" in ps or "resync" in ps or "initial" in ps:
+            # Same wire state before the first failover and after a completed failback cycle; ASR keeps
+            # lastSuccessfulFailoverTime from the failback, which tells them apart.
+            if state.last_successful_failover_time is not None:
+                return Phase.reprotected_to_azure
+            return Phase.replicating_to_azure
+        return Phase.unknown
+
+    return Phase.unknown

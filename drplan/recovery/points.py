@@ -1,0 +1,285 @@
+"""Recovery-point policy: which point each VM of a unit fails back to, and how much data that loses.
+
+Pure functions over :class:`~drplan.observed.RecoveryPoint` lists (no I/O). The rules come from the failback
+doc: ``latest`` gives every VM its own newest point (also inside a replication group);
+``latest-app-consistent`` its own newest app-consistent point; ``common-app-consistent`` gives every member of
+a replication group its point at the newest time at which *all* members have an app-consistent multi-VM sync
+point. App-consistent points lie in the past, so each choice carries its data-loss window: the VM's newest
+available point minus the chosen point.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from drplan.errors import RecoveryPointError
+from drplan.observed import CheckResult, RecoveryPoint
+from drplan.plan.schema import RecoveryPointPolicy, format_duration
+
+__all__ = [
+    "Choice",
+    "check_all_have_points",
+    "choose_for_unit",
+    "choose_points",
+    "point_checks",
+]
+
+NO_POINT_RULE = "every VM has at least one recovery point"
+
+_ZERO = timedelta(0)
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """The point chosen for one VM, why, and the data it loses compared with its newest point."""
+
+    vm: str
+    point: RecoveryPoint
+    policy: RecoveryPointPolicy
+    reason: str
+    latest: RecoveryPoint  # the VM's newest available point of any kind
+    data_loss: timedelta  # latest.time - point.time, never negative
+
+    @property
+    def data_loss_seconds(self) -> float:
+        return self.data_loss.total_seconds()
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready form for ``drplan plan --json``."""
+        return {
+            "vm": self.vm,
+            "policy": str(self.policy),
+            "point_id": self.point.id,
+            "point_time": self.point.time.isoformat(),
+            "app_consistent": self.point.app_consistent,
+            "multi_vm_sync": self.point.multi_vm_sync,
+            "reason": self.reason,
+            "latest_time": self.latest.time.isoformat(),
+            "data_loss_seconds": self.data_loss_seconds,
+        }
+
+
+class UnitLike(Protocol):
+    """What :func:`choose_points` needs from a compiled unit (``drplan.plan.graph.Unit``)."""
+
+    name: str
+    kind: str
+    vms: Sequence  # plan Vm objects (anything with ``.name``)
+    policy: RecoveryPointPolicy | None
+    max_data_loss: float | None
+
+
+def _fmt_time(t: datetime) -> str:
+    return t.isoformat().replace("+00:00", "Z")
+
+
+def _newest(points: Iterable[RecoveryPoint]) -> RecoveryPoint | None:
+    """Newest point; on equal times prefer app-consistent, then multi-VM sync, then the id (deterministic)."""
+    return max(points, key=lambda p: (p.time, p.app_consistent, p.multi_vm_sync, p.id), default=None)
+
+
+def _is_sync(p: RecoveryPoint) -> bool:
+    return p.app_consistent and p.multi_vm_sync
+
+
+def _missing(points_by_vm: Mapping[str, Sequence[RecoveryPoint]], vms: Iterable[str]) -> list[str]:
+    return [vm for vm in vms if not points_by_vm.get(vm)]
+
+
+def _no_point_message(vm: str) -> str:
+    return f"cannot fail back VM {vm}: it has no recovery point yet"
+
+
+def _choice(vm: str, point: RecoveryPoint, latest: RecoveryPoint, policy, reason: str) -> Choice:
+    return Choice(
+        vm, point, RecoveryPointPolicy(policy), reason, latest, max(latest.time - point.time, _ZERO)
+    )
+
+
+def choose_for_unit(
+    policy: RecoveryPointPolicy | str,
+    points_by_vm: Mapping[str, Sequence[RecoveryPoint]],
+    *,
+    now: datetime,
+    max_data_loss: float | timedelta | None = None,
+    unit: str | None = None,
+) -> dict[str, Choice]:
+    """Choose every VM's point for one unit (a standalone VM, or the members of one replication group).
+
+    ``points_by_vm`` maps each VM of the unit to its recovery points (any order). ``now`` is the time the
+    ``max_data_loss`` guard measures a point's age against. ``unit`` names the group in messages.
+
+    Raises :class:`RecoveryPointError` naming every VM concerned when a VM has no point at all, when the
+    policy finds no valid point, or when a chosen point is older than ``max_data_loss``.
+    """
+    policy = RecoveryPointPolicy(policy)
+    vms = list(points_by_vm)
+    if not vms:
+        raise RecoveryPointError(
+            f"cannot choose recovery points for {unit or 'an empty unit'}: it has no VMs"
+        )
+    missing = _missing(points_by_vm, vms)
+    if missing:
+        raise RecoveryPointError("\n".join(_no_point_message(vm) for vm in missing))
+    latest = {vm: _newest(points_by_vm[vm]) for vm in vms}
+
+    if policy is RecoveryPointPolicy.latest:
+        choices = {
+            vm: _choice(
+                vm,
+                latest[vm],
+                latest[vm],
+                policy,
+                f"latest: newest point of VM {vm} "
+                f"({'app' if latest[vm].app_consistent else 'crash'}-consistent)",
+            )
+            for vm in vms
+        }
+    elif policy is RecoveryPointPolicy.latest_app_consistent or len(vms) == 1:
+        choices = _latest_app_consistent(policy, points_by_vm, latest)
+    else:
+        choices = _common_app_consistent(points_by_vm, latest, unit)
+
+    if max_data_loss is not None:
+        _guard(choices, now=now, limit=max_data_loss, unit=unit)
+    return choices
+
+
+def _latest_app_consistent(policy, points_by_vm, latest) -> dict[str, Choice]:
+    problems, choices = [], {}
+    for vm, points in points_by_vm.items():
+        app = _newest(p for p in points if p.app_consistent)
+        if app is None:
+            problems.append(
+                f"cannot fail back VM {vm} to an app-consistent point: it has none "
+                f"(its newest point, {_fmt_time(latest[vm].time)}, is crash-consistent)"
+            )
+            continue
+        note = ""
+        if policy is RecoveryPointPolicy.common_app_consistent:
+            note = " (common-app-consistent on a single VM)"
+        choices[vm] = _choice(
+            vm, app, latest[vm], policy, f"{policy}: newest app-consistent point of VM {vm}{note}"
+        )
+    if problems:
+        raise RecoveryPointError("\n".join(problems))
+    return choices
+
+
+def _common_app_consistent(points_by_vm, latest, unit) -> dict[str, Choice]:
+    sync_by_vm = {vm: [p for p in pts if _is_sync(p)] for vm, pts in points_by_vm.items()}
+    common: set[datetime] | None = None
+    for pts in sync_by_vm.values():
+        times = {p.time for p in pts}
+        common = times if common is None else common & times
+    group = f"group {unit}" if unit else "the group"
+    if not common:
+        lines = [f"cannot fail back {group}: its members share no app-consistent multi-VM sync point"]
+        for vm, pts in points_by_vm.items():
+            app = _newest(p for p in pts if p.app_consistent)
+            sync = _newest(sync_by_vm[vm])
+            lines.append(
+                f"  VM {vm}: newest app-consistent point "
+                f"{_fmt_time(app.time) if app else 'none'}"
+                f", newest multi-VM sync point {_fmt_time(sync.time) if sync else 'none'}"
+            )
+        raise RecoveryPointError("\n".join(lines))
+    when = max(common)
+    n = len(points_by_vm)
+    return {
+        vm: _choice(
+            vm,
+            _newest(p for p in sync_by_vm[vm] if p.time == when),
+            latest[vm],
+            RecoveryPointPolicy.common_app_consistent,
+            f"common-app-consistent: newest multi-VM sync point shared by all {n} members of {group} "
+            f"({_fmt_time(when)})",
+        )
+        for vm in points_by_vm
+    }
+
+
+def _guard(
+    choices: Mapping[str, Choice], *, now: datetime, limit: float | timedelta, unit: str | None
+) -> None:
+    limit_td = limit if isinstance(limit, timedelta) else timedelta(seconds=float(limit))
+    problems = []
+    for vm, c in choices.items():
+        age = max(now - c.point.time, _ZERO)
+        if age > limit_td:
+            problems.append(
+                f"cannot fail back VM {vm}: its chosen recovery point "
+                f"({_fmt_time(c.point.time)}, {c.policy}) "
+                f"is {format_duration(age.total_seconds())} old, more than max_data_loss "
+                f"{format_duration(limit_td.total_seconds())}"
+                + (f" (group {unit})" if unit and len(choices) > 1 else "")
+            )
+    if problems:
+        raise RecoveryPointError("\n".join(problems))
+
+
+def point_checks(
+    vms: Iterable[str], points_by_vm: Mapping[str, Sequence[RecoveryPoint]]
+) -> list[CheckResult]:
+    """One preflight check per VM: it has at least one recovery point (failback doc rule)."""
+    out = []
+    for vm in vms:
+        ok = bool(points_by_vm.get(vm))
+        out.append(
+            CheckResult(
+                name=f"recovery-point {vm}",
+                ok=ok,
+                message="" if ok else _no_point_message(vm),
+                subject=vm,
+                rule=NO_POINT_RULE,
+            )
+        )
+    return out
+
+
+def check_all_have_points(vms: Iterable[str], points_by_vm: Mapping[str, Sequence[RecoveryPoint]]) -> None:
+    """The plan rule: before any write, every VM of the plan has at least one point. One error lists all."""
+    missing = [c.message for c in point_checks(vms, points_by_vm) if not c.ok]
+    if missing:
+        raise RecoveryPointError(
+            f"nothing was failed back: {len(missing)} VM(s) of the plan have no recovery point "
+            f"(rule: {NO_POINT_RULE})\n" + "\n".join(missing)
+        )
+
+
+def choose_points(
+    units: Iterable[UnitLike],
+    points_by_vm: Mapping[str, Sequence[RecoveryPoint]],
+    *,
+    now: datetime,
+    errors: dict[str, str] | None = None,
+) -> dict[str, dict[str, Choice]]:
+    """Choose points for every VM/group unit of a compiled plan (hook units are skipped).
+
+    Returns ``{unit name: {vm: Choice}}``. By default one :class:`RecoveryPointError` lists every failing
+    unit; pass a dict as ``errors`` to collect ``{unit name: message}`` there instead (for the dry run).
+    """
+    out: dict[str, dict[str, Choice]] = {}
+    problems: dict[str, str] = {}
+    for u in units:
+        if u.kind == "hook" or u.policy is None:
+            continue
+        names = [v.name for v in u.vms]
+        try:
+            out[u.name] = choose_for_unit(
+                u.policy,
+                {vm: points_by_vm.get(vm, ()) for vm in names},
+                now=now,
+                max_data_loss=u.max_data_loss,
+                unit=u.name if u.kind == "group" else None,
+            )
+        except RecoveryPointError as e:
+            problems[u.name] = str(e)
+    if errors is not None:
+        errors.update(problems)
+    elif problems:
+        raise RecoveryPointError("\n".join(problems.values()))
+    return out

@@ -1,0 +1,17 @@
+"""How long a run waits for an ASR job: from the plan's durations (VM, plan defaults, built-in defaults)."""
+
+from __future__ import annotations
+
+from drplan.run.context import Runtime
+
+
+def duration(rt: Runtime, vm, name: str) -> float:
+    from drplan.plan.schema import DEFAULT_DURATIONS
+
+    own = getattr(vm.durations, name, None) if vm is not None else None
+    return own or getattr(rt.plan.defaults.durations, name, None) or DEFAULT_DURATIONS[name]
+
+
+def budget(rt: Runtime, vm, name: str) -> float:
+    """How long to wait for a job: 4x its estimate, at least an hour (fail clearly instead of hanging)."""
+    return max(4 * duration(rt, vm, name), 3600.0)
