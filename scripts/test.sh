@@ -11,10 +11,30 @@ if ! command -v go >/dev/null 2>&1 || [ ! -d /usr/share/gocode/src/github.com/vm
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq golang-go golang-github-vmware-govmomi-dev >/dev/null
 fi
 
-# The virtualenv and the project with its test extras.
+# The virtualenv: the exact pins of requirements-test.lock (runtime + test extras + the build backend, with hashes;
+# scripts/lock.sh refreshes it), then the project itself, editable, without resolving anything more.
 [ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e ".[test]"
+.venv/bin/python -m pip install -q -r requirements-test.lock
+.venv/bin/python -m pip install -q --no-deps --no-build-isolation -e .
+# A dependency added to pyproject.toml but not to the lock fails here, not later as an ImportError.
+.venv/bin/python - <<'PY'
+import sys
+from importlib.metadata import PackageNotFoundError, requires, version
+
+from packaging.requirements import Requirement
+
+missing = []
+for req in map(Requirement, requires("drplan") or []):
+    if req.marker is None or req.marker.evaluate({"extra": "test"}):
+        try:
+            if not req.specifier.contains(version(req.name), prereleases=True):
+                missing.append(f"{req} (installed: {version(req.name)})")
+        except PackageNotFoundError:
+            missing.append(f"{req} (not installed)")
+if missing:
+    sys.exit("requirements-test.lock is older than pyproject.toml; run scripts/lock.sh. Not locked: "
+             + ", ".join(missing))
+PY
 
 # vcsim, built once and cached under .cache/vcsim.
 scripts/build-vcsim.sh
@@ -23,4 +43,5 @@ scripts/build-vcsim.sh
 export DO_NOT_TRACK=1 PREFECT_SERVER_ANALYTICS_ENABLED=false
 
 .venv/bin/ruff check .
+.venv/bin/ruff format --check .
 .venv/bin/python -m pytest "$@"
