@@ -14,7 +14,7 @@ from drplan.sim.recovery_points import SimPoint
 from drplan.sim.rules import FRIENDLY, SCENARIO, SimError
 
 if TYPE_CHECKING:
-    from drplan.sim.lifecycle import Item
+    from drplan.sim.items import Item
 
 
 #: job kind -> the Durations field a VM may override (estate ``vms[].durations``)

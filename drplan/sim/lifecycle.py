@@ -21,13 +21,13 @@ from __future__ import annotations
 import random
 import threading
 import uuid
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from drplan.observed import Phase
 from drplan.sim.audit import Audit
 from drplan.sim.clock import SimClock
 from drplan.sim.estate import Estate, Vm
+from drplan.sim.items import Item
 from drplan.sim.jobs import Job, JobEngine, Step
 from drplan.sim.onprem import SimulatedSite
 from drplan.sim.recovery_plans import RecoveryPlan, RecoveryPlans
@@ -59,25 +59,6 @@ __all__ = [
 ]
 
 _NS = uuid.UUID("a3c1d6a2-54a4-4a83-8a8e-0b3f3b0f6c7d")
-
-
-@dataclass
-class Item:
-    """ASR-side runtime of one protected item."""
-
-    vm: str  # friendly name
-    name: str  # ARM name (GUID)
-    current_job: str | None = None
-    last_failover_time: datetime | None = None
-    last_test_failover_time: datetime | None = None
-    failover_point: str | None = None
-    test_state: str | None = None
-    test_job: str | None = None
-    test_vm: str | None = None
-    stopped_at: datetime | None = None
-    azure_vm: str = "none"  # none | running | stopped | deleted
-    commit_pending: bool = False  # a failover to Azure not yet committed
-    prev_phase: Phase | None = None
 
 
 class Engine(Rules, Transitions, JobEngine, RecoveryPlans):

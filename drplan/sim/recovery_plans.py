@@ -12,7 +12,7 @@ from drplan.sim.recovery_points import SimPoint, common_app_point, latest
 from drplan.sim.rules import FRIENDLY, OP_ALLOWED, PHASE_VIEW, SimError
 
 if TYPE_CHECKING:
-    from drplan.sim.lifecycle import Item
+    from drplan.sim.items import Item
 
 
 @dataclass

@@ -8,8 +8,9 @@ to the ARM API on the same HTTPS port (bearer token and TLS like the ARM routes)
 * ``POST /drplan-sim/onprem/read_state`` ``{"vms": [...], "port_groups": [...], "datastores": [...]}``
   → a :class:`~drplan.observed.SiteState` as JSON
 
-:class:`RemoteSite` implements :class:`drplan.run.ports.OnPremSite` over them; :class:`RemoteClock` is the
-simulator's clock seen from outside (sleeps ``seconds / speed`` of wall time).
+:mod:`drplan.sim.control` answers them; :class:`RemoteSite` implements :class:`drplan.run.ports.OnPremSite`
+over them; :class:`RemoteClock` is the simulator's clock seen from outside (sleeps ``seconds / speed`` of
+wall time).
 """
 
 from __future__ import annotations
@@ -21,56 +22,14 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Sequence
-from dataclasses import asdict
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 from drplan.errors import BootTimeout, VCenterUnreachable
 from drplan.observed import SiteState, VmState
 from drplan.recovery.site_checks import boot_missing
+from drplan.sim.control import PREFIX, TOKEN
 
-if TYPE_CHECKING:
-    from drplan.sim.server import Response
-    from drplan.sim.simulator import Simulator
-
-PREFIX = "/drplan-sim/"
-TOKEN = "drplan-simulator-token"
-
-
-# -- server side -----------------------------------------------------------------------------------------
-def dispatch(sim: Simulator, method: str, path: str, raw: bytes) -> Response:
-    """Answer one ``/drplan-sim/...`` request (called by the simulator's request dispatch)."""
-    from drplan.sim.server import Response
-
-    if method == "GET" and path == PREFIX + "clock":
-        return Response(
-            200,
-            {
-                "now": sim.clock.now().isoformat(),
-                "monotonic": sim.clock.monotonic(),
-                "speed": sim.clock.speed,
-            },
-        )
-    if method == "POST" and path == PREFIX + "onprem/read_state":
-        try:
-            body = json.loads(raw or b"{}")
-        except ValueError:
-            return Response(400, {"error": "the request body is not valid JSON"})
-        state = sim.onprem.read_state(
-            body.get("vms", []),
-            port_groups=body.get("port_groups", []),
-            datastores=body.get("datastores", []),
-        )
-        return Response(
-            200,
-            {
-                "connected": state.connected,
-                "vms": {k: asdict(v) for k, v in state.vms.items()},
-                "port_groups": sorted(state.port_groups),
-                "datastore_free_bytes": state.datastore_free_bytes,
-            },
-        )
-    return Response(404, {"error": f"no such simulator route: {method} {path}"})
+__all__ = ["PREFIX", "TOKEN", "RemoteClock", "RemoteSite"]
 
 
 # -- client side -----------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from drplan.sim.recovery_points import SimPoint, latest
 
 if TYPE_CHECKING:
     from drplan.sim.estate import Vm
-    from drplan.sim.lifecycle import Item
+    from drplan.sim.items import Item
 
 # ASR's view of each phase: provider, protectionState, description, activeLocation.
 PHASE_VIEW: dict[Phase, tuple[str, str, str, str]] = {

@@ -14,18 +14,21 @@ import re
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, quote, urlsplit
 
-from drplan.sim import shapes
+from drplan.sim import control, shapes
+from drplan.sim.audit import Audit
+from drplan.sim.clock import SimClock
+from drplan.sim.estate import Estate
+from drplan.sim.faults import FaultInjector
+from drplan.sim.lifecycle import Engine
+from drplan.sim.responses import Response
 from drplan.sim.rules import OP_ALLOWED, SimError
-
-if TYPE_CHECKING:
-    from drplan.sim.simulator import Simulator
 
 log = logging.getLogger(__name__)
 _TL = threading.local()
@@ -130,12 +133,6 @@ ROUTES = [
 _FILTER_CLAUSE = re.compile(r"^\s*(\w+)\s+eq\s+'([^']*)'\s*$", re.IGNORECASE)
 
 
-class Response:
-    def __init__(self, status: int, body: dict | None = None, headers: dict[str, str] | None = None):
-        self.status, self.body, self.headers = status, body, headers or {}
-        self.route = ""
-
-
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # headers and body go out as two writes: avoid the delayed-ACK stall
@@ -186,7 +183,7 @@ class SimHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address, sim: Simulator):
+    def __init__(self, address, sim: Api):
         self.sim = sim
         super().__init__(address, Handler)
 
@@ -198,10 +195,15 @@ class SimHTTPServer(ThreadingHTTPServer):
 class Api:
     """Request dispatch for one :class:`~drplan.sim.simulator.Simulator` (mixed into it)."""
 
-    engine: object
+    estate: Estate
+    engine: Engine
+    clock: SimClock
+    audit: Audit
+    injector: FaultInjector
     page_size: int
     endpoint: str
-
+    request_counts: Counter[tuple[str, str]]
+    request_log: list[dict]
     response_hook: Callable[[str, str, int, dict | None], None] | None = None
 
     def dispatch(self, method: str, target: str, raw: bytes, headers: dict[str, str]) -> Response:
@@ -212,7 +214,7 @@ class Api:
         return resp
 
     def _dispatch(self, method: str, target: str, raw: bytes, headers: dict[str, str]) -> Response:
-        sim: Simulator = self  # type: ignore[assignment]
+        sim = self
         latency = sim.estate.faults.latency
         if latency:
             time.sleep(latency)
@@ -228,12 +230,10 @@ class Api:
                 ),
                 {"WWW-Authenticate": 'Bearer authorization_uri="https://login.microsoftonline.com/"'},
             )
-        if url.path.startswith("/drplan-sim/"):  # on-prem site + clock for other processes
-            from drplan.sim import remote
-
+        if url.path.startswith(control.PREFIX):  # on-prem site + clock for other processes
             sim.request_counts[(method, "DrplanSim")] += 1
             _TL.route = "DrplanSim"
-            return remote.dispatch(sim, method, url.path, raw)
+            return control.dispatch(sim.clock, sim.engine.site, method, url.path, raw)
         m = _PREFIX.match(url.path)
         route, args = None, ()
         if m:
@@ -336,7 +336,7 @@ class Api:
         return Response(200, body)
 
     def _check_fabric(self, fabric: str, container: str | None = None) -> None:
-        cs = self.estate.configuration_server  # type: ignore[attr-defined]
+        cs = self.estate.configuration_server
         if fabric.lower() != cs.fabric.lower():
             raise SimError(404, "NotFound", f"fabric {fabric!r} not found")
         if container is not None and container.lower() != cs.container.lower():
@@ -346,20 +346,20 @@ class Api:
 
     def _item(self, args):
         self._check_fabric(args[0], args[1])
-        it = self.engine.item_by_name(args[2])  # type: ignore[attr-defined]
+        it = self.engine.item_by_name(args[2])
         if it is None:
             raise SimError(404, "NotFound", f"replication protected item {args[2]!r} not found")
         return it
 
     def _lro(self, job, base: str, path: str) -> Response:
-        engine = self.engine  # type: ignore[attr-defined]
+        engine = self.engine
         loc = f"{base}{path}/operationresults/{job.name}?api-version={API_VERSION}"
         # rounded up: Retry-After is whole seconds, and polling before the job ends costs a poll interval
-        retry = math.ceil(self.clock.real_seconds(job.remaining(engine.clock.now())))  # type: ignore[attr-defined]
+        retry = math.ceil(self.clock.real_seconds(job.remaining(engine.clock.now())))
         return Response(202, None, {"Location": loc, "Retry-After": str(retry)})
 
     def _audit_request(self, name: str, args, body, **fields) -> None:
-        sim: Simulator = self  # type: ignore[assignment]
+        sim = self
         if name.endswith("_Create"):
             op, method = "createRecoveryPlan", "PUT"
         elif name.endswith("_Delete"):
@@ -408,55 +408,55 @@ class Api:
 
     # -- handlers --------------------------------------------------------------------------------------------
     def _h_fabrics(self, query, path, base, **_):
-        return self._page([shapes.fabric(self.engine)], query, path, base)  # type: ignore[attr-defined]
+        return self._page([shapes.fabric(self.engine)], query, path, base)
 
     def _h_fabric(self, args, **_):
         self._check_fabric(args[0])
-        return Response(200, shapes.fabric(self.engine))  # type: ignore[attr-defined]
+        return Response(200, shapes.fabric(self.engine))
 
     def _h_vcenters(self, args, query, path, base, **_):
         if args:
             self._check_fabric(args[0])
-        return self._page([shapes.vcenter(self.engine)], query, path, base)  # type: ignore[attr-defined]
+        return self._page([shapes.vcenter(self.engine)], query, path, base)
 
     def _h_vcenter(self, args, **_):
         self._check_fabric(args[0])
-        if args[1].lower() != self.estate.vcenter.name.lower():  # type: ignore[attr-defined]
+        if args[1].lower() != self.estate.vcenter.name.lower():
             raise SimError(404, "NotFound", f"vCenter {args[1]!r} not found")
-        return Response(200, shapes.vcenter(self.engine))  # type: ignore[attr-defined]
+        return Response(200, shapes.vcenter(self.engine))
 
     def _h_containers(self, args, query, path, base, **_):
         if args:
             self._check_fabric(args[0])
-        return self._page([shapes.container(self.engine)], query, path, base)  # type: ignore[attr-defined]
+        return self._page([shapes.container(self.engine)], query, path, base)
 
     def _h_container(self, args, **_):
         self._check_fabric(args[0], args[1])
-        return Response(200, shapes.container(self.engine))  # type: ignore[attr-defined]
+        return Response(200, shapes.container(self.engine))
 
     def _h_providers(self, args, query, path, base, **_):
         if args:
             self._check_fabric(args[0])
-        return self._page([shapes.provider(self.engine)], query, path, base)  # type: ignore[attr-defined]
+        return self._page([shapes.provider(self.engine)], query, path, base)
 
     def _h_provider(self, args, **_):
         self._check_fabric(args[0])
-        if args[1].lower() != self.estate.configuration_server.name.lower():  # type: ignore[attr-defined]
+        if args[1].lower() != self.estate.configuration_server.name.lower():
             raise SimError(404, "NotFound", f"recovery services provider {args[1]!r} not found")
-        return Response(200, shapes.provider(self.engine))  # type: ignore[attr-defined]
+        return Response(200, shapes.provider(self.engine))
 
     def _h_items(self, args, query, path, base, **_):
         if args:
             self._check_fabric(args[0], args[1])
-        e = self.engine  # type: ignore[attr-defined]
+        e = self.engine
         return self._page([shapes.item(e, it) for it in e.item_list()], query, path, base)
 
     def _h_item(self, args, **_):
-        return Response(200, shapes.item(self.engine, self._item(args)))  # type: ignore[attr-defined]
+        return Response(200, shapes.item(self.engine, self._item(args)))
 
     def _h_item_action(self, args, body, path, base, name, **_):
         it = self._item(args)
-        e = self.engine  # type: ignore[attr-defined]
+        e = self.engine
         job = e.item_action(args[3], it, body or {})
         self._audit_job(name, args, body, job)
         return self._lro(job, base, path.rsplit("/", 1)[0])
@@ -468,7 +468,7 @@ class Api:
         )
 
     def _result(self, job_name: str, base: str, resource_path: str, render: Callable) -> Response:
-        e = self.engine  # type: ignore[attr-defined]
+        e = self.engine
         job = e.jobs.get(job_name)
         if job is None:
             raise SimError(404, "NotFound", f"operation {job_name!r} not found")
@@ -481,19 +481,19 @@ class Api:
 
     def _h_points(self, args, query, path, base, **_):
         it = self._item(args)
-        e = self.engine  # type: ignore[attr-defined]
+        e = self.engine
         return self._page([shapes.point(e, it, p) for p in e.points(it)], query, path, base)
 
     def _h_point(self, args, **_):
         it = self._item(args)
-        e = self.engine  # type: ignore[attr-defined]
+        e = self.engine
         p = e.find_point(it, args[3])
         if p is None:
             raise SimError(404, "NotFound", f"recovery point {args[3]!r} not found for VM '{it.vm}'")
         return Response(200, shapes.point(e, it, p))
 
     def _h_jobs(self, query, path, base, **_):
-        e = self.engine  # type: ignore[attr-defined]
+        e = self.engine
         jobs = sorted(e.jobs.values(), key=lambda j: (j.start, j.seq), reverse=True)
         flt = query.get("$filter")
         if flt:
@@ -501,25 +501,25 @@ class Api:
         return self._page([shapes.job(e, j) for j in jobs], query, path, base)
 
     def _h_job(self, args, **_):
-        e = self.engine  # type: ignore[attr-defined]
+        e = self.engine
         return Response(200, shapes.job(e, e.job_status(args[0])))
 
     def _h_plans(self, query, path, base, **_):
-        e = self.engine  # type: ignore[attr-defined]
+        e = self.engine
         return self._page([shapes.plan(e, p) for p in e.plans.values()], query, path, base)
 
     def _h_plan(self, args, **_):
-        e = self.engine  # type: ignore[attr-defined]
+        e = self.engine
         return Response(200, shapes.plan(e, e.plan(args[0])))
 
     def _h_plan_create(self, args, body, name, **_):
-        e = self.engine  # type: ignore[attr-defined]
+        e = self.engine
         plan = e.create_plan(args[0], body or {})
         self._audit_request(name, args, body, outcome="accepted", status=200, vms=list(plan.items))
         return Response(200, shapes.plan(e, plan))
 
     def _h_plan_delete(self, args, body, name, **_):
-        e = self.engine  # type: ignore[attr-defined]
+        e = self.engine
         plan = e.plan(args[0])
         if plan.current_job and e.jobs[plan.current_job].running:
             raise SimError(409, "OperationInProgress", f"recovery plan {plan.name!r} has a job running")
@@ -528,13 +528,13 @@ class Api:
         return Response(204)
 
     def _h_plan_action(self, args, body, path, base, name, **_):
-        e = self.engine  # type: ignore[attr-defined]
+        e = self.engine
         job = e.plan_action(args[1], e.plan(args[0]), body or {})
         self._audit_job(name, args, body, job)
         return self._lro(job, base, path.rsplit("/", 1)[0])
 
     def _h_plan_result(self, args, base, path, **_):
-        e = self.engine  # type: ignore[attr-defined]
+        e = self.engine
         plan = e.plan(args[0])
         return self._result(
             args[1], base, path.rsplit("/operationresults/", 1)[0], lambda e_: shapes.plan(e_, plan)

@@ -6,8 +6,9 @@ from datetime import datetime, timedelta
 
 from drplan.observed import Phase
 from drplan.sim.conditions import Condition, item_conditions
+from drplan.sim.items import Item
 from drplan.sim.jobs import Job
-from drplan.sim.lifecycle import Engine, Item
+from drplan.sim.lifecycle import Engine
 from drplan.sim.recovery_plans import RecoveryPlan
 from drplan.sim.recovery_points import SimPoint, latest
 from drplan.sim.rules import PHASE_VIEW

@@ -13,7 +13,7 @@ from drplan.sim.jobs import Job, Step
 from drplan.sim.rules import AGENT_NOT_INSTALLED
 
 if TYPE_CHECKING:
-    from drplan.sim.lifecycle import Item
+    from drplan.sim.items import Item
 
 
 class Transitions:
