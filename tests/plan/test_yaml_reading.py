@@ -250,7 +250,20 @@ def test_a_syntax_error_after_a_duplicate_key_is_the_one_reported():
             "p.yaml:2:1: invalid YAML: but found another document "
             "(expected a single document in the stream started at line 1)",
         ),
-        ("vcenter:\n  password: !vault abc\n", "p.yaml:2:13: invalid YAML: tag '!vault' is not supported"),
+        ("description: !vault abc\n", "p.yaml:1:14: invalid YAML: tag '!vault' is not supported"),
+        ("description: !!binary aGk=\n", "p.yaml:1:14: invalid YAML: tag '!!binary' is not supported"),
+        ("description: !!timestamp nope\n", "p.yaml:1:14: invalid YAML: 'nope' is not a valid timestamp"),
+        (
+            "description: 2024-13-45\n",
+            "p.yaml:1:14: invalid YAML: '2024-13-45' is not a valid number or date: month must be in 1..12",
+        ),
+        ("port: !!int ''\n", "p.yaml:1:7: invalid YAML: '' is not a valid int"),
+        ("port: !!null x\n", "p.yaml:1:7: invalid YAML: 'x' is not a valid null"),
+        (
+            "a: &a [b, *a]\n",
+            "p.yaml:1:11: invalid YAML: alias 'a' refers to a node that contains it; "
+            "a plan cannot be recursive",
+        ),
         ("name: !!int x\n", "p.yaml:1:7: invalid YAML: 'x' is not a valid int"),
         ("? [a]\n: b\n", "p.yaml:1:3: invalid YAML: a mapping key must be a scalar"),
         (
