@@ -105,9 +105,11 @@ class SecretRef(_Model):
 class AzureTarget(_Model):
     """The Recovery Services vault. Fabrics and containers are discovered automatically."""
 
-    subscription_id: str = Field(min_length=1)
-    resource_group: str = Field(min_length=1)
-    vault: str = Field(min_length=1)
+    subscription_id: str = Field(
+        min_length=1, description="Azure subscription ID of the Recovery Services vault"
+    )
+    resource_group: str = Field(min_length=1, description="resource group of the Recovery Services vault")
+    vault: str = Field(min_length=1, description="name of the Recovery Services vault that protects the VMs")
     failback_direction: Literal["PrimaryToRecovery", "RecoveryToPrimary"] = Field(
         "PrimaryToRecovery",
         description=(
@@ -119,27 +121,31 @@ class AzureTarget(_Model):
 class VCenterTarget(_Model):
     """The on-prem vCenter. The password is a reference, never a literal."""
 
-    host: str = Field(min_length=1)
-    port: int = Field(443, ge=1, le=65535)
-    username: str = Field(min_length=1)
-    password: SecretRef
+    host: str = Field(min_length=1, description="vCenter host name or address")
+    port: int = Field(443, ge=1, le=65535, description="vCenter HTTPS port")
+    username: str = Field(min_length=1, description="vCenter user, e.g. drplan@vsphere.local")
+    password: SecretRef = Field(
+        description="the vCenter password as a reference: {env: VAR} or {prefect_secret: BLOCK}"
+    )
     ca_file: str | None = Field(None, description="CA bundle used to verify vCenter's certificate")
     insecure: bool = Field(False, description="skip TLS verification (logged as a warning)")
 
 
 class MasterTarget(_Model):
-    name: Name
-    os: OsFamily
+    """An on-prem master target server that receives failed-back VMs."""
+
+    name: Name = Field(description="the master target's name as registered in ASR")
+    os: OsFamily = Field(description="its OS family; it serves VMs of the same family")
 
 
 class Durations(_Model):
     """Estimated durations per operation, used for the estimated RTO and the critical path."""
 
-    failback: Duration | None = None
-    boot: Duration | None = None
-    verify: Duration | None = None
-    commit: Duration | None = None
-    reprotect: Duration | None = None
+    failback: Duration | None = Field(None, description="the failback job (default 10m)")
+    boot: Duration | None = Field(None, description="booting on-prem until verified up (default 3m)")
+    verify: Duration | None = Field(None, description="the verification checks (default 1m)")
+    commit: Duration | None = Field(None, description="the commit job (default 2m)")
+    reprotect: Duration | None = Field(None, description="reprotecting back to Azure (default 15m)")
 
 
 DEFAULT_DURATIONS = {"failback": 600.0, "boot": 180.0, "verify": 60.0, "commit": 120.0, "reprotect": 900.0}
@@ -148,121 +154,167 @@ DEFAULT_DURATIONS = {"failback": 600.0, "boot": 180.0, "verify": 60.0, "commit":
 class BootVerification(_Model):
     """What 'came up' means for a VM after failback."""
 
-    powered_on: bool = True
-    tools_running: bool = True
-    guest_ip: bool = True
+    powered_on: bool = Field(True, description="the VM must be powered on")
+    tools_running: bool = Field(True, description="VMware Tools must be running in the guest")
+    guest_ip: bool = Field(True, description="the guest must report an IP address")
     timeout: Duration | None = Field(None, description="defaults to defaults.boot_timeout")
 
 
 class Vm(_Model):
     name: Name = Field(description="the VM's friendly name in ASR")
     vcenter_name: str | None = Field(None, description="the VM's name in vCenter, when it differs")
-    os: OsFamily
-    master_target: Name
-    recovery_point: RecoveryPointPolicy | None = None
-    max_data_loss: Duration | None = None
-    depends_on: tuple[Name, ...] = ()
-    verify: BootVerification = BootVerification()
-    durations: Durations = Durations()
+    os: OsFamily = Field(description="the VM's OS family (must match its master target's)")
+    master_target: Name = Field(description="the master target (under master_targets) that receives the VM")
+    recovery_point: RecoveryPointPolicy | None = Field(
+        None, description="recovery point policy of a standalone VM (default: defaults.recovery_point)"
+    )
+    max_data_loss: Duration | None = Field(
+        None, description="refuse a recovery point older than this (default: defaults.max_data_loss)"
+    )
+    depends_on: tuple[Name, ...] = Field(
+        (), description="VMs, groups or hooks that must be done before this VM"
+    )
+    verify: BootVerification = Field(BootVerification(), description="what 'came up' means after failback")
+    durations: Durations = Field(Durations(), description="estimated durations (default: defaults.durations)")
 
 
 class ReplicationGroup(_Model):
     """A multi-VM consistency group: its members fail back together, as one unit."""
 
-    name: Name
-    members: tuple[Name, ...] = Field(min_length=1)
-    recovery_point: RecoveryPointPolicy | None = None
-    max_data_loss: Duration | None = None
-    depends_on: tuple[Name, ...] = ()
-    failback_mode: GroupFailbackMode | None = None
+    name: Name = Field(description="the replication group's name in ASR")
+    members: tuple[Name, ...] = Field(min_length=1, description="its VMs (names under vms), at most 16")
+    recovery_point: RecoveryPointPolicy | None = Field(
+        None, description="recovery point policy of the group (default: defaults.group_recovery_point)"
+    )
+    max_data_loss: Duration | None = Field(
+        None, description="refuse a recovery point older than this (default: defaults.max_data_loss)"
+    )
+    depends_on: tuple[Name, ...] = Field(
+        (), description="VMs, groups or hooks that must be done before the group"
+    )
+    failback_mode: GroupFailbackMode | None = Field(
+        None, description="per-item or recovery-plan (default: failback.group_failback_mode)"
+    )
 
 
 class _HookBase(_Model):
-    name: Name
-    depends_on: tuple[Name, ...] = ()
-    runs_in: tuple[Literal["failback", "drill"], ...] = ("failback", "drill")
+    name: Name = Field(description="the hook's name; VMs, groups and hooks can depend on it")
+    depends_on: tuple[Name, ...] = Field(
+        (), description="VMs, groups or hooks that must be done before the hook"
+    )
+    runs_in: tuple[Literal["failback", "drill"], ...] = Field(
+        ("failback", "drill"), description="the runs the hook takes part in"
+    )
     after_cleanup: bool = Field(False, description="drills only: run after test-failover cleanup")
 
 
 class ShellHook(_HookBase):
-    kind: Literal["shell"]
-    command: str = Field(min_length=1)
-    timeout: Duration = 300.0
+    kind: Literal["shell"] = Field(description="shell: run a command")
+    command: str = Field(min_length=1, description="the shell command; a non-zero exit fails the hook")
+    timeout: Duration = Field(300.0, description="stop the command and fail the hook after this long")
 
 
 class ApprovalHook(_HookBase):
-    kind: Literal["approval"]
-    prompt: str = "Approve to continue"
+    kind: Literal["approval"] = Field(description="approval: wait for a person to approve")
+    prompt: str = Field("Approve to continue", description="what the person is asked")
     in_drills: bool = Field(False, description="also stop unattended drills for this approval")
 
 
 class WaitHook(_HookBase):
-    kind: Literal["wait"]
-    duration: Duration
+    kind: Literal["wait"] = Field(description="wait: pause for a fixed time")
+    duration: Duration = Field(description="how long to wait")
 
 
 Hook = Annotated[ShellHook | ApprovalHook | WaitHook, Field(discriminator="kind")]
 
 
 class ReprotectToAzure(_Model):
-    enabled: bool = True
-    process_server: str | None = None
-    policy: str | None = None
+    """Reprotecting the failed-back VMs to Azure again, after commit."""
+
+    enabled: bool = Field(True, description="reprotect each committed VM back to Azure")
+    process_server: str | None = Field(None, description="on-prem process server to replicate through")
+    policy: str | None = Field(None, description="replication policy to reprotect with (unset: not sent)")
     agent_registration_window: Duration = Field(
         1200.0, description="how long to retry 'agent isn't installed'"
     )
 
 
 class FailbackOptions(_Model):
-    commit: CommitPolicy = CommitPolicy.after_verification
-    reprotect_to_azure: ReprotectToAzure = ReprotectToAzure()
-    group_failback_mode: GroupFailbackMode = GroupFailbackMode.per_item
+    """How a failback ends: commit and reprotect back to Azure."""
+
+    commit: CommitPolicy = Field(
+        CommitPolicy.after_verification,
+        description="when to commit: after a unit is verified, after an approval, or never",
+    )
+    reprotect_to_azure: ReprotectToAzure = Field(ReprotectToAzure(), description="reprotect back to Azure")
+    group_failback_mode: GroupFailbackMode = Field(
+        GroupFailbackMode.per_item,
+        description="how replication groups fail back unless a group says otherwise",
+    )
 
 
 class ReprotectToOnPrem(_Model):
     """Inputs of the Azure -> on-prem reprotect (InMageReprotectInput)."""
 
-    process_server: str | None = None
-    retention_drive: str | None = None
-    datastore: str | None = None
-    policy: str | None = None
+    process_server: str | None = Field(None, description="Azure process server to replicate through")
+    retention_drive: str | None = Field(None, description="retention drive on the master target")
+    datastore: str | None = Field(None, description="vCenter datastore that receives the replicas")
+    policy: str | None = Field(None, description="replication policy for Azure -> on-prem")
 
 
 class DrillTargets(_Model):
-    rto: Duration | None = None
-    rpo: Duration | None = None
+    """What a drill report measures against."""
+
+    rto: Duration | None = Field(None, description="recovery time objective")
+    rpo: Duration | None = Field(None, description="recovery point objective")
 
 
 class DrillOptions(_Model):
-    test_network: str | None = None
-    cleanup: Literal["always"] = "always"
+    """DR drills: test failover to an isolated network, verification, cleanup."""
+
+    test_network: str | None = Field(
+        None, description="isolated test network (a vCenter port group); required"
+    )
+    cleanup: Literal["always"] = Field("always", description="test failovers are always cleaned up")
     stop_for_approvals: bool = Field(False, description="let approval gates stop unattended drills")
-    targets: DrillTargets = DrillTargets()
+    targets: DrillTargets = Field(DrillTargets(), description="RTO and RPO targets for the drill report")
 
 
 class Defaults(_Model):
-    recovery_point: RecoveryPointPolicy = RecoveryPointPolicy.latest
-    group_recovery_point: RecoveryPointPolicy = RecoveryPointPolicy.common_app_consistent
-    max_data_loss: Duration | None = None
-    boot_timeout: Duration = 600.0
-    durations: Durations = Durations()
+    """Settings that apply unless a VM or a group says otherwise."""
+
+    recovery_point: RecoveryPointPolicy = Field(
+        RecoveryPointPolicy.latest, description="recovery point policy of standalone VMs"
+    )
+    group_recovery_point: RecoveryPointPolicy = Field(
+        RecoveryPointPolicy.common_app_consistent, description="recovery point policy of replication groups"
+    )
+    max_data_loss: Duration | None = Field(None, description="refuse a recovery point older than this")
+    boot_timeout: Duration = Field(600.0, description="how long a VM may take to come up after failback")
+    durations: Durations = Field(Durations(), description="estimated durations of each operation")
 
 
 class Plan(_Model):
     """A recovery plan: what fails back, in which order, to which point, and what runs around it."""
 
-    name: Name
-    description: str = ""
-    azure: AzureTarget
-    vcenter: VCenterTarget
-    master_targets: tuple[MasterTarget, ...] = ()
-    defaults: Defaults = Defaults()
-    vms: tuple[Vm, ...] = ()
-    replication_groups: tuple[ReplicationGroup, ...] = ()
-    hooks: tuple[Hook, ...] = ()
-    failback: FailbackOptions = FailbackOptions()
-    reprotect: ReprotectToOnPrem = ReprotectToOnPrem()
-    drill: DrillOptions = DrillOptions()
+    name: Name = Field(description="the plan's name (runs and reports carry it)")
+    description: str = Field("", description="what the plan recovers, for people")
+    azure: AzureTarget = Field(description="the Recovery Services vault")
+    vcenter: VCenterTarget = Field(description="the on-prem vCenter the VMs fail back to")
+    master_targets: tuple[MasterTarget, ...] = Field((), description="on-prem master target servers")
+    defaults: Defaults = Field(
+        Defaults(), description="settings for every VM and group unless they override them"
+    )
+    vms: tuple[Vm, ...] = Field((), description="the VMs to fail back")
+    replication_groups: tuple[ReplicationGroup, ...] = Field(
+        (), description="multi-VM consistency groups: their members fail back together"
+    )
+    hooks: tuple[Hook, ...] = Field((), description="shell commands, approval gates and waits in the graph")
+    failback: FailbackOptions = Field(FailbackOptions(), description="commit and reprotect after failback")
+    reprotect: ReprotectToOnPrem = Field(
+        ReprotectToOnPrem(), description="inputs of the Azure -> on-prem reprotect"
+    )
+    drill: DrillOptions = Field(DrillOptions(), description="DR drill settings")
 
 
 def plan_json_schema() -> dict:

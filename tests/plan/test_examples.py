@@ -62,3 +62,23 @@ def test_erp_mixed_shows_hooks_groups_and_mixed_policies():
         "common-app-consistent",
     }
     assert len(plan.vms) >= 12
+
+
+def _properties(node):
+    """Every (``Model.field``, property schema) in a JSON Schema, at any depth."""
+    if isinstance(node, dict):
+        for name, prop in (node.get("properties") or {}).items():
+            yield f"{node.get('title', '?')}.{name}", prop
+        for value in node.values():
+            yield from _properties(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _properties(item)
+
+
+def test_every_field_in_the_schema_has_a_description_for_editors():
+    from drplan.plan.schema import plan_json_schema
+
+    found = list(_properties(plan_json_schema()))
+    assert len(found) > 70
+    assert [path for path, prop in found if not prop.get("description")] == []
