@@ -154,18 +154,27 @@ def main(argv: list[str] | None = None) -> None:
 
     warmup()  # starts (or reaches) the API outside the measured window
 
-    from flows.common import MAX_COMMITS, MAX_WORKERS, SUBMITTED
+    from drplan.run.events import observing
+    from drplan.settings import Settings
     from flows.failback import failback
+
+    settings = Settings()
+    planned: dict[str, int] = {}
+
+    def record_planned(event) -> None:
+        if event.node == "(run)" and event.transition == "planned":
+            planned[str(event.payload["run_id"])] = int(event.payload["task_runs"])
 
     sampler = Sampler()
     sampler.start()
     start, started_at, cpu0 = time.perf_counter(), datetime.now(UTC), time.process_time()
-    state = failback(plan=str(args.plan), commit="after-verification", return_state=True)
+    with observing(record_planned):
+        state = failback(plan=str(args.plan), commit="after-verification", return_state=True)
     makespan, ended_at, cpu = time.perf_counter() - start, datetime.now(UTC), time.process_time() - cpu0
     sampler.stop()
     result = state.result(raise_on_failure=False)
     flow_run_id = state.state_details.flow_run_id
-    expected = SUBMITTED.get(str(flow_run_id), 0)
+    expected = planned.get(str(flow_run_id), 0)
     outcome = result.get("outcome") if isinstance(result, dict) else f"{state.type.value}: {state.message}"
     rows = result.get("rows", []) if isinstance(result, dict) else []
     visible, visible_after = wait_visible(flow_run_id, expected, args.visibility_timeout)
@@ -186,8 +195,8 @@ def main(argv: list[str] | None = None) -> None:
         "rss_mb": peak_rss_mb(),
         "server_rss_mb": server_rss if not os.environ.get("PREFECT_API_URL") else None,
         "peak_threads": sampler.peak_threads,
-        "max_workers": MAX_WORKERS,
-        "max_commits": MAX_COMMITS,
+        "max_workers": settings.max_workers,
+        "max_commits": settings.max_commits,
     }
     Path(args.out).write_text(json.dumps(out, indent=2), encoding="utf-8")
 

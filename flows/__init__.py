@@ -1,1 +1,3 @@
-"""Prefect flows of drplan: ``failback``, ``drill`` and ``reprotect``; shared parts in ``flows.common``."""
+"""drplan's Prefect flows: ``failback``, ``drill`` and ``reprotect``, short entry points over
+:func:`flows.run.run_kind`; :mod:`flows.claims` (one run per plan), :mod:`flows.monitor` (events, artifacts)
+and :mod:`flows.cli` (the run commands' Prefect side)."""

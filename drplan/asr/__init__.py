@@ -4,14 +4,12 @@
 drives failback, commit, reprotect and drills idempotently (:func:`phase_of` is read before every write).
 """
 
-from drplan.asr.client import CA_FILE_ENV, ENDPOINT_ENV, AsrClient
+from drplan.asr.client import AsrClient
 from drplan.asr.groups import plan_point_type, recovery_plan_name
 from drplan.asr.recovery_plans import RecoveryPlanInfo
 from drplan.asr.transport import StaticTokenCredential
 
 __all__ = [
-    "CA_FILE_ENV",
-    "ENDPOINT_ENV",
     "AsrClient",
     "RecoveryPlanInfo",
     "StaticTokenCredential",

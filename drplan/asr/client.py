@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 from typing import Any
 
 from drplan.asr.discovery import DiscoveryMixin
@@ -14,9 +12,6 @@ from drplan.asr.recovery_plans import RecoveryPlanMixin
 from drplan.asr.transport import build_sdk_client
 from drplan.clock import REAL_CLOCK, Clock
 from drplan.plan.schema import AzureTarget
-
-ENDPOINT_ENV = "DRPLAN_SIM_ENDPOINT"  # what `drplan sim start` exports
-CA_FILE_ENV = "DRPLAN_SIM_CA_FILE"
 
 
 class AsrClient(DiscoveryMixin, JobsMixin, ItemOperationsMixin, RecoveryPlanMixin, GroupsMixin):
@@ -74,14 +69,3 @@ class AsrClient(DiscoveryMixin, JobsMixin, ItemOperationsMixin, RecoveryPlanMixi
             direction=direction or azure.failback_direction,
             plan_direction=plan_direction,
         )
-
-    @classmethod
-    def from_env(
-        cls, azure: AzureTarget, *, env: Mapping[str, str] | None = None, **kwargs: Any
-    ) -> AsrClient:
-        """Like :meth:`for_vault`, taking the endpoint and CA file from ``DRPLAN_SIM_ENDPOINT`` /
-        ``DRPLAN_SIM_CA_FILE`` when set (what ``drplan sim start`` prints), else the real vault."""
-        env = os.environ if env is None else env
-        kwargs.setdefault("endpoint", env.get(ENDPOINT_ENV) or None)
-        kwargs.setdefault("ca_file", env.get(CA_FILE_ENV) or None)
-        return cls.for_vault(azure, **kwargs)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any
 
@@ -18,10 +17,9 @@ from drplan.clock import REAL_CLOCK, Clock
 TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 
 
-def default_pool_size() -> int:
-    """Kept-alive HTTPS connections per host: at least the flow's task-pool bound (``DRPLAN_MAX_WORKERS``),
-    so concurrent steps reuse connections instead of paying a TLS handshake each (urllib3's default is 10)."""
-    return max(64, int(os.environ.get("DRPLAN_MAX_WORKERS", "64")))
+#: kept-alive HTTPS connections per host (urllib3's default is 10): at least the run's task-pool bound, so
+#: concurrent steps reuse connections instead of paying a TLS handshake each (callers pass their bound)
+DEFAULT_POOL_SIZE = 64
 
 
 class PooledRequestsTransport(RequestsTransport):
@@ -118,7 +116,7 @@ def build_sdk_client(
     """The SDK client: a real vault by default (``DefaultAzureCredential``: environment service principal,
     managed identity, Azure CLI ...), or ``endpoint`` + ``ca_file`` for the simulator (static token).
     TLS verification always stays on; ``ca_file`` only changes which CA is trusted. HTTPS connections are
-    pooled (``pool_maxsize``, default :func:`default_pool_size`)."""
+    pooled (``pool_maxsize``, default :data:`DEFAULT_POOL_SIZE`)."""
     if credential is None:
         if endpoint is not None:
             credential = StaticTokenCredential()
@@ -132,7 +130,7 @@ def build_sdk_client(
         kwargs["connection_verify"] = str(ca_file)
     if "transport" not in kwargs:
         kwargs["transport"] = PooledRequestsTransport(
-            pool_maxsize=pool_maxsize or default_pool_size(),
+            pool_maxsize=pool_maxsize or DEFAULT_POOL_SIZE,
             connection_verify=kwargs.get("connection_verify", True),
         )
     return SiteRecoveryManagementClient(

@@ -9,7 +9,7 @@ from datetime import datetime
 
 from drplan.drill.state import test_vm_name
 from drplan.plan.schema import format_duration
-from drplan.run.context import Runtime
+from drplan.run.context import RunContext
 from drplan.run.report import Report
 
 
@@ -192,17 +192,17 @@ def _cell(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def new_report(rt: Runtime) -> DrillReport:
-    report = DrillReport(rt.plan, rt.mode + (" (dry run)" if rt.dry_run else ""), rt.started_at)
-    for unit in rt.graph.units.values():
+def new_report(ctx: RunContext) -> DrillReport:
+    report = DrillReport(ctx.plan, ctx.mode + (" (dry run)" if ctx.dry_run else ""), ctx.state.started_at)
+    for unit in ctx.graph.units.values():
         for vm in unit.vms:
             report.row(unit.name, vm.name, unit.kind)
             report.measure(unit.name, vm.name, test_vm=test_vm_name(vm))
     return report
 
 
-def report_of(rt: Runtime) -> DrillReport | None:
-    return rt.report if isinstance(rt.report, DrillReport) else None
+def report_of(ctx: RunContext) -> DrillReport | None:
+    return ctx.report if isinstance(ctx.report, DrillReport) else None
 
 
 def missed_targets(report: DrillReport) -> list[str]:

@@ -7,7 +7,7 @@ import threading
 from dataclasses import dataclass, field
 
 from drplan.errors import DrplanError
-from drplan.run.context import Runtime
+from drplan.run.context import RunContext
 
 FLOW_KIND = "drill"
 
@@ -33,10 +33,12 @@ class DrillState:
     cleanup_errors: dict[str, str] = field(default_factory=dict)
 
 
-def state(rt: Runtime) -> DrillState:
-    with rt._lock:
-        return rt.extra.setdefault("drill", DrillState())
+def state(ctx: RunContext) -> DrillState:
+    with ctx.lock:
+        if ctx.state.drill is None:
+            ctx.state.drill = DrillState()
+        return ctx.state.drill
 
 
-def vm_of(rt: Runtime, name: str):
-    return next(v for v in rt.plan.vms if v.name == name)
+def vm_of(ctx: RunContext, name: str):
+    return next(v for v in ctx.plan.vms if v.name == name)

@@ -7,14 +7,14 @@ from dataclasses import replace
 from typing import Any
 
 from drplan.plan.schema import RecoveryPointPolicy
-from drplan.run.context import Runtime
+from drplan.run.context import RunContext
 
 
-def parse_overrides(values: Iterable[str] | None, units: Iterable[str]) -> dict[str, str]:
+def parse_overrides(values: Iterable[str] | None, units: Iterable[str]) -> dict[str, RecoveryPointPolicy]:
     """``--recovery-point latest`` (every unit) or ``--recovery-point UNIT=POLICY``; raises ValueError."""
     known = set(units)
     policies = {p.value for p in RecoveryPointPolicy}
-    out: dict[str, str] = {}
+    out: dict[str, RecoveryPointPolicy] = {}
     for raw in values or ():
         unit, sep, policy = raw.rpartition("=")
         unit = unit.strip() if sep else "*"
@@ -26,49 +26,43 @@ def parse_overrides(values: Iterable[str] | None, units: Iterable[str]) -> dict[
             )
         if unit != "*" and unit not in known:
             raise ValueError(f"--recovery-point {raw!r}: no VM or group named {unit!r} in the plan")
-        out[unit] = policy
+        out[unit] = RecoveryPointPolicy(policy)
     return out
 
 
-def _unit_with_override(rt: Runtime, unit):
-    policy = rt.overrides.get(unit.name) or rt.overrides.get("*")
-    if not policy or unit.kind == "hook":
-        return unit
-    try:
-        return replace(unit, policy=RecoveryPointPolicy(policy))
-    except TypeError:  # not a dataclass: a light proxy with the same attributes
-        from types import SimpleNamespace
-
-        return SimpleNamespace(
-            name=unit.name,
-            kind=unit.kind,
-            vms=unit.vms,
-            policy=RecoveryPointPolicy(policy),
-            max_data_loss=unit.max_data_loss,
-        )
+def _unit_for_choice(ctx: RunContext, unit, *, guard: bool):
+    """The unit with the run's ``--recovery-point`` override, and without its guard unless ``guard``."""
+    policy = ctx.inputs.overrides.get(unit.name) or ctx.inputs.overrides.get("*")
+    changes: dict[str, Any] = {}
+    if policy:
+        changes["policy"] = RecoveryPointPolicy(policy)
+    if not guard:
+        changes["max_data_loss"] = None
+    return replace(unit, **changes) if changes else unit
 
 
-def resolve_points(rt: Runtime) -> dict[str, dict[str, Any]]:
-    """Choose every pending VM's point (groups: common app-consistent; standalone: latest; overrides; guard).
+def resolve_points(ctx: RunContext, *, guard: bool = True) -> dict[str, dict[str, Any]]:
+    """Choose every pending VM's point (groups: common app-consistent; standalone: latest; overrides; the
+    ``max_data_loss`` guard unless ``guard`` is off, as in a drill, which measures RPO instead).
 
     VMs that ASR already shows failed back keep the point they were failed back to. Raises
     :class:`RecoveryPointError` listing every unit without a valid point.
     """
     from drplan.recovery.points import choose_points
 
-    points_by_vm = rt.extra.get("points_by_vm", {})
+    points_by_vm = ctx.state.points_by_vm
     units = [
-        _unit_with_override(rt, u)
-        for u in rt.graph.units.values()
+        _unit_for_choice(ctx, u, guard=guard)
+        for u in ctx.graph.units.values()
         if u.kind != "hook" and any(v.name in points_by_vm for v in u.vms)
     ]
-    chosen = choose_points(units, points_by_vm, now=rt.clock.now())
+    chosen = choose_points(units, points_by_vm, now=ctx.clock.now())
     summary: dict[str, dict[str, Any]] = {}
     for unit, by_vm in chosen.items():
         for vm, choice in by_vm.items():
-            rt.choices[vm] = choice
-            if rt.report is not None:
-                rt.report.update(
+            ctx.state.choices[vm] = choice
+            if ctx.report is not None:
+                ctx.report.update(
                     unit,
                     vm,
                     point=choice.point.id,

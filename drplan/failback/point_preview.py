@@ -6,15 +6,16 @@ A unit without a valid point gets a ``problem`` column; a failed discovery raise
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
 
 from drplan.plan.graph import RecoveryGraph
 from drplan.plan.schema import format_duration
 from drplan.recovery.points import choose_points
+from drplan.run.ports import RecoveryService
 
 
 def chosen_points(
-    graph: RecoveryGraph, asr: Any, now
+    graph: RecoveryGraph, asr: RecoveryService, now: datetime
 ) -> tuple[dict[str, dict[str, object]], dict[str, list]]:
     """Return ``(columns, choices)``: per unit the dry run's extra columns (point, data loss, problem), and
     per unit the JSON-ready :class:`~drplan.recovery.points.Choice` dicts."""

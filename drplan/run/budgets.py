@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from drplan.run.context import Runtime
+from drplan.run.context import RunContext
 
 
-def duration(rt: Runtime, vm, name: str) -> float:
+def duration(ctx: RunContext, vm, name: str) -> float:
     from drplan.plan.schema import DEFAULT_DURATIONS
 
     own = getattr(vm.durations, name, None) if vm is not None else None
-    return own or getattr(rt.plan.defaults.durations, name, None) or DEFAULT_DURATIONS[name]
+    return own or getattr(ctx.plan.defaults.durations, name, None) or DEFAULT_DURATIONS[name]
 
 
-def budget(rt: Runtime, vm, name: str) -> float:
+def budget(ctx: RunContext, vm, name: str) -> float:
     """How long to wait for a job: 4x its estimate, at least an hour (fail clearly instead of hanging)."""
-    return max(4 * duration(rt, vm, name), 3600.0)
+    return max(4 * duration(ctx, vm, name), 3600.0)

@@ -1,30 +1,36 @@
-"""Per-run runtime registry: the live objects a run needs that must never be task parameters.
+"""The typed run context: frozen run inputs, the ports a run talks through, and the run's mutable state.
 
-A flow creates one :class:`Runtime` (ASR client, on-prem site, clock, resolved points, node statuses,
-report) and registers it under a string key; tasks receive only that key and a node name, so nothing
-unserialisable is hashed or persisted by the engine. Prefect-free.
+A flow (or the library executor) builds one :class:`RunContext` per run and hands it to its steps by
+closure or through :data:`CURRENT` (a ``ContextVar``: Prefect's task threads and :func:`drplan.run.fanout`
+threads copy it, so their logs and events reach the run). There is no process-global registry.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import threading
-import uuid
-from collections.abc import Callable
-from contextlib import ExitStack
+from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from drplan.clock import REAL_CLOCK, Clock
+from drplan.clock import Clock
+from drplan.observed import ItemRef, Phase, RecoveryPoint
+from drplan.plan.graph import RecoveryGraph
+from drplan.plan.schema import CommitPolicy, Plan, RecoveryPointPolicy
+from drplan.run.ports import Approver, EventSink, OnPremSite, RecoveryService, UnitEvent
+from drplan.settings import Settings
 
 if TYPE_CHECKING:
-    from drplan.observed import ItemRef
-    from drplan.plan.graph import RecoveryGraph
-    from drplan.plan.schema import CommitPolicy, Plan
+    from drplan.drill.state import DrillState
     from drplan.recovery.points import Choice
-    from drplan.run.ports import OnPremSite
+    from drplan.reprotect_to_onprem.inputs import Inputs
     from drplan.run.report import Report
+
+log = logging.getLogger(__name__)
 
 
 class NodeStatus(StrEnum):
@@ -45,112 +51,138 @@ SUCCESS = frozenset({NodeStatus.verified, NodeStatus.done, NodeStatus.committed,
 
 
 @dataclass(frozen=True)
-class UnitEvent:
-    """One transition of one node, fanned out to listeners (Prefect events, CLI display, progress)."""
-
-    run_key: str
-    node: str
-    transition: str  # failback-started, failed-back, verified, committed, reprotected, failed, skipped, ...
-    message: str = ""
-    payload: dict[str, Any] = field(default_factory=dict)
-
-
-Listener = Callable[[UnitEvent], None]
-_GLOBAL_LISTENERS: list[Listener] = []
-_REGISTRY: dict[str, Runtime] = {}
-_LOCK = threading.Lock()
-
-
-@dataclass
-class Runtime:
-    """Everything one run of a plan holds while it runs."""
+class RunInputs:
+    """What a run was asked to do; fixed before it starts."""
 
     plan: Plan
     graph: RecoveryGraph
-    asr: Any  # drplan.asr.AsrClient
-    onprem: OnPremSite
-    clock: Clock = REAL_CLOCK
-    dry_run: bool = False
-    commit_policy: CommitPolicy | None = None
-    reprotect: bool = True
+    kind: str = "failback"  # failback | drill | reprotect
     mode: str = "real"  # real | simulate | external-sim
-    key: str = field(default_factory=lambda: uuid.uuid4().hex)
-    refs: dict[str, ItemRef] = field(default_factory=dict)  # plan VM name -> ASR item
-    choices: dict[str, Choice] = field(default_factory=dict)  # plan VM name -> chosen point
-    overrides: dict[str, str] = field(default_factory=dict)  # unit name or "*" -> recovery-point policy
+    dry_run: bool = False
+    overrides: Mapping[str, RecoveryPointPolicy] = field(default_factory=dict)  # unit or "*" -> policy
+    commit_policy: CommitPolicy = CommitPolicy.after_verification
+    reprotect_to_azure: bool = True
+    run_id: str = ""  # the orchestrator's id of this run (a Prefect flow run id), for approvals
+    settings: Settings = field(default_factory=Settings.model_construct)  # the entry point's, or defaults
+
+
+@dataclass(frozen=True)
+class Ports:
+    """The run's connections to the outside: ASR, the on-prem site, its clock, approvals, event sinks."""
+
+    asr: RecoveryService
+    onprem: OnPremSite
+    clock: Clock
+    approver: Approver
+    events: EventSink
+
+
+@dataclass
+class RunState:
+    """Everything a run learns and decides while it runs (one typed field each)."""
+
     status: dict[str, NodeStatus] = field(default_factory=dict)
     reasons: dict[str, str] = field(default_factory=dict)
+    refs: dict[str, ItemRef] = field(default_factory=dict)  # plan VM name -> ASR item
+    phases: dict[str, Phase] = field(default_factory=dict)  # plan VM name -> phase read by preflight
+    points_by_vm: dict[str, list[RecoveryPoint]] = field(default_factory=dict)  # read by preflight
+    choices: dict[str, Choice] = field(default_factory=dict)  # plan VM name -> chosen point
+    points_resolved_at: datetime | None = None
+    reprotect_inputs: dict[str, Inputs] = field(default_factory=dict)  # reprotect to on-prem: VMs to send
+    not_done: dict[str, str] = field(default_factory=dict)  # "commit X" -> why it did not happen
+    errors: dict[tuple[str, str], BaseException] = field(default_factory=dict)  # (step kind, node) -> error
+    drill: DrillState | None = None
     report: Report | None = None
     started_at: datetime | None = None
-    closers: ExitStack = field(default_factory=ExitStack)
-    listeners: list[Listener] = field(default_factory=list)
     would: list[str] = field(default_factory=list)  # dry run: what the run would do, in order
-    extra: dict[str, Any] = field(default_factory=dict)
-    _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+    submitted: int = 0  # steps handed to the orchestrator so far
 
-    # -- statuses --------------------------------------------------------------------------------------
+
+@dataclass
+class RunContext:
+    """One run: its inputs, its ports and its state. Node statuses are read and set under a lock."""
+
+    inputs: RunInputs
+    ports: Ports
+    state: RunState = field(default_factory=RunState)
+    lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+
+    # -- the inputs and ports read everywhere ----------------------------------------------------------
+    @property
+    def plan(self) -> Plan:
+        return self.inputs.plan
+
+    @property
+    def graph(self) -> RecoveryGraph:
+        return self.inputs.graph
+
+    @property
+    def dry_run(self) -> bool:
+        return self.inputs.dry_run
+
+    @property
+    def mode(self) -> str:
+        return self.inputs.mode
+
+    @property
+    def asr(self) -> RecoveryService:
+        return self.ports.asr
+
+    @property
+    def onprem(self) -> OnPremSite:
+        return self.ports.onprem
+
+    @property
+    def clock(self) -> Clock:
+        return self.ports.clock
+
+    @property
+    def report(self) -> Report | None:
+        return self.state.report
+
+    # -- statuses and events ----------------------------------------------------------------------------
     def get(self, node: str) -> NodeStatus:
-        with self._lock:
-            return self.status.get(node, NodeStatus.pending)
+        with self.lock:
+            return self.state.status.get(node, NodeStatus.pending)
 
     def set(self, node: str, status: NodeStatus, reason: str = "") -> None:
-        with self._lock:
-            self.status[node] = status
+        with self.lock:
+            self.state.status[node] = status
             if reason:
-                self.reasons[node] = reason
+                self.state.reasons[node] = reason
             elif status not in (NodeStatus.failed, NodeStatus.skipped):
-                self.reasons.pop(node, None)
+                self.state.reasons.pop(node, None)
 
     def emit(self, node: str, transition: str, message: str = "", **payload: Any) -> None:
-        event = UnitEvent(self.key, node, transition, message, payload)
-        for listener in [*self.listeners, *_GLOBAL_LISTENERS]:
-            try:
-                listener(event)
-            except Exception:  # a broken display must never break a failback
-                import logging
-
-                logging.getLogger(__name__).warning(
-                    "listener %r failed on %s", listener, event, exc_info=True
-                )
+        """Hand one transition to the run's event sink; a broken sink never breaks a failback."""
+        try:
+            self.ports.events(UnitEvent(node, transition, message, payload))
+        except Exception:
+            log.warning("event sink failed on %s %s", node, transition, exc_info=True)
 
     def note(self, text: str) -> None:
         """Record a dry-run 'would do' line."""
-        with self._lock:
-            self.would.append(text)
-
-    def close(self) -> None:
-        self.closers.close()
+        with self.lock:
+            self.state.would.append(text)
 
 
-def register(rt: Runtime) -> str:
-    with _LOCK:
-        _REGISTRY[rt.key] = rt
-    return rt.key
+#: the run the current thread works for (set by the orchestrator; copied into worker threads)
+CURRENT: ContextVar[RunContext] = ContextVar("drplan_run")
 
 
-def get(key: str) -> Runtime:
-    with _LOCK:
-        try:
-            return _REGISTRY[key]
-        except KeyError:
-            raise LookupError(
-                f"no runtime registered under {key!r}: tasks of a drplan run must run in the flow's process"
-            ) from None
+def current() -> RunContext:
+    """The run this thread works for; a clear error outside a run."""
+    try:
+        return CURRENT.get()
+    except LookupError:
+        raise LookupError("no drplan run is bound to this thread: steps run inside a drplan run") from None
 
 
-def unregister(key: str) -> None:
-    with _LOCK:
-        rt = _REGISTRY.pop(key, None)
-    if rt is not None:
-        rt.close()
-
-
-def subscribe(listener: Listener) -> Callable[[], None]:
-    """Receive every :class:`UnitEvent` of every run in this process (the CLI's live display uses this)."""
-    _GLOBAL_LISTENERS.append(listener)
-
-    def unsubscribe() -> None:
-        if listener in _GLOBAL_LISTENERS:
-            _GLOBAL_LISTENERS.remove(listener)
-
-    return unsubscribe
+@contextlib.contextmanager
+def bound(ctx: RunContext) -> Iterator[RunContext]:
+    """Bind ``ctx`` as :data:`CURRENT` for the ``with`` block (and threads whose context is copied in it)."""
+    token = CURRENT.set(ctx)
+    try:
+        yield ctx
+    finally:
+        CURRENT.reset(token)

@@ -1,4 +1,4 @@
-"""Hook nodes (shell, approval, wait) and the commit gate of a failback."""
+"""Hook nodes of any run: shell (with timeout), approval (the run's approver) and wait (the run's clock)."""
 
 from __future__ import annotations
 
@@ -6,22 +6,21 @@ import os
 import subprocess
 
 from drplan.errors import DrplanError
-from drplan.plan.schema import CommitPolicy, format_duration
-from drplan.run.context import SUCCESS, NodeStatus, Runtime
-from drplan.run.outcomes import SkipStep
+from drplan.plan.schema import format_duration
+from drplan.run.context import NodeStatus, RunContext
+from drplan.run.ports import Approval
+from drplan.run.steps import Step, blocked_by_dependencies
 
-GATE = "commit-gate"
 
-
-def hook_node(rt: Runtime, node: str) -> dict[str, str]:
-    """Run a hook node: shell (with timeout), approval (``rt.extra['approve']``) or wait (run's clock)."""
-    hook = rt.graph.units[node].hook
-    rt.set(node, NodeStatus.running)
+def hook_node(ctx: RunContext, node: str) -> dict[str, str]:
+    """Run a hook node: shell (with timeout), approval (the run's approver) or wait (run's clock)."""
+    hook = ctx.graph.units[node].hook
+    ctx.set(node, NodeStatus.running)
     if hook.kind == "shell":
-        if rt.dry_run:
-            rt.note(f"hook {node}: would run `{hook.command}` (timeout {format_duration(hook.timeout)})")
+        if ctx.dry_run:
+            ctx.note(f"hook {node}: would run `{hook.command}` (timeout {format_duration(hook.timeout)})")
             return {"hook": node, "result": "dry-run"}
-        env = {**os.environ, "DRPLAN_PLAN": rt.plan.name, "DRPLAN_HOOK": node, "DRPLAN_MODE": rt.mode}
+        env = {**os.environ, "DRPLAN_PLAN": ctx.plan.name, "DRPLAN_HOOK": node, "DRPLAN_MODE": ctx.mode}
         try:
             proc = subprocess.run(
                 hook.command,
@@ -41,51 +40,37 @@ def hook_node(rt: Runtime, node: str) -> dict[str, str]:
             raise DrplanError(f"hook {node}: `{hook.command}` exited {proc.returncode}: " + " | ".join(tail))
         result = (proc.stdout.strip().splitlines() or [""])[-1]
     elif hook.kind == "wait":
-        if rt.dry_run:
-            rt.note(f"hook {node}: would wait {format_duration(hook.duration)}")
+        if ctx.dry_run:
+            ctx.note(f"hook {node}: would wait {format_duration(hook.duration)}")
             return {"hook": node, "result": "dry-run"}
-        rt.clock.sleep(hook.duration)
+        ctx.clock.sleep(hook.duration)
         result = f"waited {format_duration(hook.duration)}"
     else:  # approval
-        if rt.dry_run:
-            rt.note(f"hook {node}: would pause for approval: {hook.prompt}")
+        if ctx.dry_run:
+            ctx.note(f"hook {node}: would pause for approval: {hook.prompt}")
             return {"hook": node, "result": "dry-run"}
-        rt.emit(node, "approval-requested", hook.prompt, flow_run_id=rt.extra.get("flow_run_id"))
-        approved, by, comment = rt.extra["approve"](node, hook.prompt)
-        if not approved:
-            raise DrplanError(
-                f"approval {node} was declined"
-                + (f" by {by}" if by else "")
-                + (f": {comment}" if comment else "")
-            )
-        result = "approved" + (f" by {by}" if by else "")
-    rt.set(node, NodeStatus.done)
-    rt.emit(node, "hook-done", result)
-    if rt.report is not None:
-        rt.report.update(node, node, status="done", note=result)
+        answer = ask(ctx, node, hook.prompt)
+        if not answer.approved:
+            raise DrplanError(f"approval {node} was declined{declined_by(answer)}")
+        result = "approved" + (f" by {answer.approver}" if answer.approver else "")
+    ctx.set(node, NodeStatus.done)
+    ctx.emit(node, "hook-done", result)
+    if ctx.report is not None:
+        ctx.report.update(node, node, status="done", note=result)
     return {"hook": node, "result": result}
 
 
-def commit_gate(rt: Runtime, node: str = GATE) -> dict[str, str]:
-    """Decide whether anything may be committed: every unit verified, and approval when the policy asks."""
-    policy = rt.commit_policy or rt.plan.failback.commit
-    units = [u.name for u in rt.graph.units.values() if u.kind != "hook"]
-    unverified = [u for u in units if rt.get(u) not in SUCCESS]
-    if unverified and not rt.dry_run:
-        raise SkipStep(f"nothing committed: not every unit was verified ({', '.join(unverified)})")
-    if policy == CommitPolicy.approval:
-        if rt.dry_run:
-            rt.note("commit: would pause for approval, then commit every unit")
-            return {"gate": "dry-run"}
-        prompt = (
-            f"Commit the failback of {len(units)} unit(s) of plan {rt.plan.name}? This deletes the Azure VMs."
-        )
-        rt.emit(node, "approval-requested", prompt, flow_run_id=rt.extra.get("flow_run_id"))
-        approved, by, comment = rt.extra["approve"](node, prompt)
-        if not approved:
-            raise SkipStep(
-                "commit declined" + (f" by {by}" if by else "") + (f": {comment}" if comment else "")
-            )
-    rt.set(node, NodeStatus.done)
-    rt.emit(node, "commit-approved" if policy == CommitPolicy.approval else "commit-ready")
-    return {"gate": "open"}
+def ask(ctx: RunContext, node: str, prompt: str) -> Approval:
+    """Ask the run's approver about ``node`` (an approval hook or a gate), announcing it first."""
+    ctx.emit(node, "approval-requested", prompt, run_id=ctx.inputs.run_id)
+    return ctx.ports.approver(node, prompt)
+
+
+def declined_by(answer: Approval) -> str:
+    return (f" by {answer.approver}" if answer.approver else "") + (
+        f": {answer.comment}" if answer.comment else ""
+    )
+
+
+#: the hook step of failbacks and reprotects (a drill has its own: approvals stop a drill only on request)
+HOOK_STEP = Step("hook", hook_node, blocked_by_dependencies, doc="Run one hook node of the plan.")

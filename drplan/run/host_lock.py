@@ -20,10 +20,10 @@ class PlanBusy(Exception):
     """Another run of the same plan holds the lock. The message says which and what to do."""
 
 
-def lock_dir(default_home: str | os.PathLike | None = None) -> Path:
-    env = os.environ.get("DRPLAN_LOCK_DIR")
-    if env:
-        return Path(env)
+def lock_dir(configured: Path | None, default_home: str | os.PathLike | None = None) -> Path:
+    """``configured`` (``DRPLAN_LOCK_DIR``) or ``<default_home>/drplan-locks``."""
+    if configured:
+        return Path(configured)
     base = Path(default_home) if default_home else Path.home() / ".drplan"
     return base / "drplan-locks"
 

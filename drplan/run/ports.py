@@ -3,10 +3,154 @@ the clock, the approver and the event sink. Adapters implement them; fakes imple
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
 
-from drplan.observed import SiteState, VmState
+from drplan.clock import Clock
+from drplan.observed import (
+    Infrastructure,
+    ItemRef,
+    ItemState,
+    Job,
+    RecoveryPoint,
+    SiteState,
+    VmState,
+)
+from drplan.plan.schema import GroupFailbackMode, RecoveryPointPolicy
+
+__all__ = [
+    "Approval",
+    "Approver",
+    "Clock",
+    "EventSink",
+    "OnPremSite",
+    "RecoveryService",
+    "UnitEvent",
+    "no_approver",
+    "no_events",
+]
+
+
+class RecoveryService(Protocol):
+    """What the runs call on Azure Site Recovery (:class:`drplan.asr.AsrClient` implements it).
+
+    Every write reads the item's phase first: work already done is not issued again, a job already running
+    is awaited. ``state``: the item as the caller just read it (saves a GET)."""
+
+    def discover(self, vm_names: Sequence[str]) -> dict[str, ItemRef]: ...
+    def list_items(self) -> list[ItemState]: ...
+    def item_state(self, ref: ItemRef) -> ItemState: ...
+    def item_states(self, refs: Sequence[ItemRef]) -> dict[str, ItemState]: ...
+    def recovery_points(self, ref: ItemRef) -> list[RecoveryPoint]: ...
+    def recovery_points_for(self, refs: Iterable[ItemRef]) -> dict[str, list[RecoveryPoint]]: ...
+    def infrastructure(self) -> Infrastructure: ...
+
+    def failback(
+        self,
+        ref: ItemRef,
+        point: RecoveryPoint | None = None,
+        *,
+        timeout: float | None = None,
+        state: ItemState | None = None,
+    ) -> Job: ...
+
+    def failback_group(
+        self,
+        group: str,
+        refs: Sequence[ItemRef],
+        *,
+        mode: GroupFailbackMode,
+        policy: RecoveryPointPolicy,
+        timeout: float | None = None,
+    ) -> dict[str, Job]: ...
+
+    def commit(
+        self, ref: ItemRef, *, timeout: float | None = None, state: ItemState | None = None
+    ) -> Job: ...
+
+    def commit_group(
+        self, group: str, refs: Sequence[ItemRef], *, mode: GroupFailbackMode, timeout: float | None = None
+    ) -> dict[str, Job]: ...
+
+    def reprotect_to_azure(
+        self,
+        ref: ItemRef,
+        *,
+        process_server_id: str | None = None,
+        policy_id: str | None = None,
+        timeout: float | None = None,
+        state: ItemState | None = None,
+    ) -> Job: ...
+
+    def reprotect_to_onprem(
+        self,
+        ref: ItemRef,
+        *,
+        master_target_id: str | None,
+        process_server_id: str | None,
+        retention_drive: str | None,
+        profile_id: str | None,
+        datastore_name: str | None = None,
+        timeout: float | None = None,
+    ) -> Job: ...
+
+    def test_failover(
+        self,
+        ref: ItemRef,
+        point: RecoveryPoint | None = None,
+        *,
+        network_id: str | None = None,
+        timeout: float | None = None,
+    ) -> Job: ...
+
+    def test_failover_cleanup(
+        self, ref: ItemRef, *, comments: str = ..., timeout: float | None = None
+    ) -> Job: ...
+
+    def get_job(self, name: str, *, vm: str = "", operation: str = "get job") -> Job: ...
+
+    def wait_job(
+        self,
+        name: str,
+        deadline: float | None = None,
+        *,
+        timeout: float | None = None,
+        vm: str = "",
+        operation: str = "",
+        accept_suspended: bool = False,
+    ) -> Job: ...
+
+
+@dataclass(frozen=True)
+class Approval:
+    """An approver's answer: not approved unless someone said so, and who."""
+
+    approved: bool
+    approver: str = ""
+    comment: str = ""
+
+
+class Approver(Protocol):
+    """Asks someone to approve ``node`` (an approval hook or the commit gate) and waits for the answer."""
+
+    def __call__(self, node: str, prompt: str) -> Approval: ...
+
+
+@dataclass(frozen=True)
+class UnitEvent:
+    """One transition of one node (unit, hook or gate), for the event sinks."""
+
+    node: str
+    transition: str  # failback-started, failed-back, verified, committed, reprotected, failed, skipped, ...
+    message: str = ""
+    payload: Mapping[str, Any] = field(default_factory=dict)
+
+
+class EventSink(Protocol):
+    """Receives every :class:`UnitEvent` of a run (Prefect events, the progress artifact, the CLI display)."""
+
+    def __call__(self, event: UnitEvent) -> None: ...
 
 
 @runtime_checkable
@@ -33,3 +177,12 @@ class OnPremSite(Protocol):
 
     def close(self) -> None:
         """Disconnect. Safe to call twice."""
+
+
+def no_approver(node: str, prompt: str) -> Approval:
+    """The approver of a run nobody can answer: every approval is declined, saying so."""
+    return Approval(False, "", "nobody can approve in this run")
+
+
+def no_events(event: UnitEvent) -> None:
+    """The event sink of a run nobody watches."""

@@ -1,97 +1,97 @@
-"""The step-kind table the Prefect layer mirrors: ``kind -> Step(run, blocked_by)``.
+"""Step kinds and how any step runs: skip when blocked, run, record a failure for the orchestrator.
 
-``blocked_by`` says why a step must be skipped (a dependency failed or was skipped), ``run`` does it.
-Drills and reprotect add their own kinds to :data:`STEPS`.
+A :class:`Step` says what one kind of step does (``run``), why it must not run (``blocked_by``: ``None``
+to run, a reason to skip, ``""`` to skip quietly because the node was already reported) and how often a
+transient error is retried. Each run kind has its own table of steps (:mod:`drplan.kinds`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
 
-from drplan.failback.unit_steps import commit_unit, failback_unit, reprotect_unit, verify_unit
-from drplan.run.context import SUCCESS, NodeStatus, Runtime
-from drplan.run.hooks import GATE, commit_gate, hook_node
+from drplan.run import outcomes
+from drplan.run.context import SUCCESS, NodeStatus, RunContext
+from drplan.run.run_plan import effective_predecessors
+
+StepFn = Callable[[RunContext, str], object]
+BlockedFn = Callable[[RunContext, str], str | None]
 
 
-def deps_blocked(rt: Runtime, deps: Iterable[str]) -> str | None:
+@dataclass(frozen=True)
+class Step:
+    """One step kind: what it does, why it would be skipped, how often a transient error is retried."""
+
+    kind: str
+    run: StepFn
+    blocked_by: BlockedFn
+    retries: int = 0
+    doc: str = ""
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A step that did not run, and why (shown to the operator; never success)."""
+
+    reason: str
+
+
+def run_step(ctx: RunContext, step: Step, node: str) -> object:
+    """Run one step of one node; a :class:`Skipped` when it must not run. A failure is recorded in
+    ``ctx.state.errors`` and raised (the orchestrator retries transient ones, then calls :func:`failed`)."""
+    reason = step.blocked_by(ctx, node)
+    if reason is not None:
+        outcomes.skip(ctx, step.kind, node, reason)
+        return Skipped(reason or f"{node}: not run ({ctx.get(node)})")
+    try:
+        return step.run(ctx, node)
+    except outcomes.SkipStep as exc:
+        outcomes.skip(ctx, step.kind, node, str(exc))
+        return Skipped(str(exc))
+    except BaseException as exc:
+        with ctx.lock:
+            ctx.state.errors[(step.kind, node)] = exc
+        raise
+
+
+def failed(ctx: RunContext, kind: str, node: str, fallback: str = "step failed") -> None:
+    """Record a step's final failure (after its retries) with the error it raised."""
+    with ctx.lock:
+        exc = ctx.state.errors.get((kind, node))
+    outcomes.fail(ctx, kind, node, exc if exc is not None else RuntimeError(fallback))
+
+
+# -- why a step would not run ------------------------------------------------------------------------------
+def deps_blocked(ctx: RunContext, deps: Iterable[str]) -> str | None:
+    """The reason a node must not start: a dependency failed, was skipped or did not succeed."""
     for dep in deps:
-        status = rt.get(dep)
+        status = ctx.get(dep)
         if status == NodeStatus.failed:
             return f"dependency {dep} failed"
         if status == NodeStatus.skipped:
             return f"dependency {dep} was skipped"
-        if status not in SUCCESS and not rt.dry_run:
+        if status not in SUCCESS and not ctx.dry_run:
             return f"dependency {dep} is {status}"
     return None
 
 
-def _blocked_failback(rt: Runtime, node: str) -> str | None:
-    return deps_blocked(rt, effective_predecessors(rt, node))
+def blocked_by_dependencies(ctx: RunContext, node: str) -> str | None:
+    """A graph-phase step: runs once each of its effective predecessors succeeded."""
+    return deps_blocked(ctx, effective_predecessors(ctx.graph, node, ctx.inputs.kind))
 
 
-def _blocked_self(required: NodeStatus) -> Callable[[Runtime, str], str | None]:
-    def check(rt: Runtime, node: str) -> str | None:
-        status = rt.get(node)
-        if status in (NodeStatus.failed, NodeStatus.skipped) or (status != required and not rt.dry_run):
+def blocked_unless(required: NodeStatus) -> BlockedFn:
+    """A later step of a node: runs only if the node reached ``required`` (quiet skip otherwise)."""
+
+    def check(ctx: RunContext, node: str) -> str | None:
+        status = ctx.get(node)
+        if status in (NodeStatus.failed, NodeStatus.skipped) or (status != required and not ctx.dry_run):
             return ""  # already reported: skip quietly
         return None
 
     return check
 
 
-def _blocked_commit(rt: Runtime, node: str) -> str | None:
-    if rt.get(node) in (NodeStatus.failed, NodeStatus.skipped):
-        return ""
-    if rt.get(GATE) in (NodeStatus.skipped, NodeStatus.failed):
-        return rt.reasons.get(GATE) or "the commit gate is closed"
-    return _blocked_self(NodeStatus.verified)(rt, node)
-
-
-def _blocked_reprotect(rt: Runtime, node: str) -> str | None:
-    if rt.get(node) == NodeStatus.verified and rt.get(GATE) == NodeStatus.done and not rt.dry_run:
-        return "commit did not happen"
-    if rt.get(node) == NodeStatus.verified and not rt.dry_run:
-        return "not committed"
-    return _blocked_self(NodeStatus.committed)(rt, node)
-
-
-def effective_predecessors(rt: Runtime, node: str, flow_kind: str = "failback") -> list[str]:
-    """The node's graph predecessors, looking through hooks that do not run in this kind of flow."""
-    out: list[str] = []
-    for p in rt.graph.predecessors(node):
-        if in_flow(rt, p, flow_kind):
-            out.append(p)
-        else:
-            out += [q for q in effective_predecessors(rt, p, flow_kind) if q not in out]
-    return out
-
-
-def in_flow(rt: Runtime, node: str, flow_kind: str = "failback") -> bool:
-    unit = rt.graph.units[node]
-    if unit.kind != "hook":
-        return True
-    hook = unit.hook
-    # after-cleanup hooks (drills) run after the test-failover cleanup, never in the graph phase
-    return flow_kind in hook.runs_in and not hook.after_cleanup
-
-
-@dataclass(frozen=True)
-class Step:
-    """One step kind: what it does and why it would be skipped (``None``: run; ``""``: skip quietly)."""
-
-    kind: str
-    run: Callable[[Runtime, str], Any]
-    blocked_by: Callable[[Runtime, str], str | None]
-    transition_on_failure: str = "failed"
-
-
-STEPS: dict[str, Step] = {
-    "failback": Step("failback", failback_unit, _blocked_failback),
-    "verify": Step("verify", verify_unit, _blocked_self(NodeStatus.failed_back)),
-    "hook": Step("hook", hook_node, _blocked_failback),
-    "gate": Step("gate", commit_gate, lambda rt, node: None),
-    "commit": Step("commit", commit_unit, _blocked_commit),
-    "reprotect": Step("reprotect", reprotect_unit, _blocked_reprotect),
-}
+def never_blocked(ctx: RunContext, node: str) -> str | None:
+    """Steps that run whatever happened before (gates that decide themselves, drill cleanup)."""
+    return None

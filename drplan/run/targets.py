@@ -1,8 +1,9 @@
 """Open the run's targets: the ASR client, the on-prem site and the clock, for one of three modes.
 
 * ``simulate`` (or an ``estate`` file): the embedded simulator, started in this process;
-* env ``DRPLAN_SIM_ENDPOINT`` + ``DRPLAN_SIM_CA_FILE`` (what ``drplan sim start`` prints; ``DRPLAN_ASR_*``
-  also accepted): an external simulator, ASR over HTTPS and its on-prem side via :mod:`drplan.sim.remote`;
+* ``settings.sim_endpoint`` + ``settings.sim_ca_file`` (``DRPLAN_SIM_ENDPOINT`` / ``DRPLAN_SIM_CA_FILE``:
+  what ``drplan sim start`` prints): an external simulator, ASR over HTTPS and its on-prem side via
+  :mod:`drplan.sim.remote`;
 * otherwise the real vault (Azure credential chain) and the real vCenter.
 
 Shared by the flows and by ``drplan plan --simulate``; Prefect-free (a Prefect Secret block is resolved by
@@ -12,31 +13,27 @@ the ``secret_loader`` the caller passes).
 from __future__ import annotations
 
 import contextlib
-import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from drplan.clock import REAL_CLOCK, Clock
 from drplan.errors import VCenterError
+from drplan.observed import Phase, SiteState, VmState
 from drplan.plan.schema import Plan
+from drplan.run.ports import OnPremSite, RecoveryService
+from drplan.settings import Settings
 
 
 @dataclass
 class Targets:
-    asr: Any  # drplan.asr.AsrClient
-    onprem: Any  # drplan.run.ports.OnPremSite
+    """What a run talks to, and how it was reached."""
+
+    asr: RecoveryService
+    onprem: OnPremSite
     clock: Clock
     mode: str  # "simulate" | "external-sim" | "real"
-    sim: Any = None  # the embedded simulator, when mode == "simulate"
-
-
-def external_simulator() -> tuple[str, str | None] | None:
-    """The external simulator's endpoint and CA file from the environment, if one is configured."""
-    endpoint = os.environ.get("DRPLAN_SIM_ENDPOINT") or os.environ.get("DRPLAN_ASR_ENDPOINT")
-    if not endpoint:
-        return None
-    return endpoint, os.environ.get("DRPLAN_SIM_CA_FILE") or os.environ.get("DRPLAN_ASR_CA_FILE")
+    sim: Any = None  # the embedded simulator (drplan.sim.Simulator), when mode == "simulate"
 
 
 @contextlib.contextmanager
@@ -46,39 +43,55 @@ def open_targets(
     simulate: bool = False,
     estate: str | None = None,
     speed: float = 600.0,
+    settings: Settings | None = None,
     secret_loader: Callable[[str], str] | None = None,
+    simulated_phase: Phase | None = None,
 ) -> Iterator[Targets]:
-    """Connect to ASR and on-prem for ``plan``; everything opened is closed on exit."""
+    """Connect to ASR and on-prem for ``plan``; everything opened is closed on exit.
+
+    ``simulated_phase``: where a simulated estate generated from the plan starts (a reprotect starts with
+    the VMs failed over to Azure)."""
     from drplan.asr import AsrClient
 
+    settings = settings or Settings.model_construct()
+    pool = max(64, settings.max_workers)  # one kept-alive HTTPS connection per concurrent step
     with contextlib.ExitStack() as stack:
-        external = external_simulator()
+        asr: Any
+        onprem: Any
         if simulate or estate:
             from drplan.sim import Estate, start_simulator
 
-            model = Estate.from_yaml(estate) if estate else Estate.from_plan(plan)
+            if estate:
+                model = Estate.from_yaml(estate)
+            elif simulated_phase is not None:
+                model = Estate.from_plan(plan, phase=simulated_phase)
+            else:
+                model = Estate.from_plan(plan)
             sim = stack.enter_context(start_simulator(model, speed=speed))
-            asr = AsrClient.for_vault(plan.azure, endpoint=sim.endpoint, ca_file=sim.ca_file, clock=sim.clock)
+            asr = AsrClient.for_vault(
+                plan.azure, endpoint=sim.endpoint, ca_file=sim.ca_file, clock=sim.clock, pool_maxsize=pool
+            )
             targets = Targets(asr, sim.onprem, sim.clock, "simulate", sim)
-        elif external:
+        elif settings.sim_endpoint:
             from drplan.sim.remote import RemoteSite
 
-            endpoint, ca_file = external
+            endpoint, ca_file = settings.sim_endpoint, settings.sim_ca_file
             onprem = RemoteSite(endpoint, ca_file=ca_file)
-            asr = AsrClient.for_vault(plan.azure, endpoint=endpoint, ca_file=ca_file, clock=onprem.clock)
+            asr = AsrClient.for_vault(
+                plan.azure, endpoint=endpoint, ca_file=ca_file, clock=onprem.clock, pool_maxsize=pool
+            )
             targets = Targets(asr, onprem, onprem.clock, "external-sim")
         else:
             from drplan.vcenter import VCenterSite
 
-            asr = AsrClient.for_vault(plan.azure)
+            asr = AsrClient.for_vault(plan.azure, pool_maxsize=pool)
             try:
                 onprem = VCenterSite.from_plan(plan.vcenter, secret_loader=secret_loader)
             except VCenterError as exc:  # reported by preflight with every other failed check
                 onprem = UnreachableSite(exc)
             targets = Targets(asr, onprem, REAL_CLOCK, "real")
         stack.callback(_close, targets.onprem)
-        if hasattr(asr, "close"):
-            stack.callback(asr.close)
+        stack.callback(asr.close)
         yield targets
 
 
@@ -88,10 +101,14 @@ class UnreachableSite:
     def __init__(self, error: Exception):
         self.error = error
 
-    def read_state(self, vms, *, port_groups=(), datastores=()):
+    def read_state(
+        self, vms: Sequence[str], *, port_groups: Sequence[str] = (), datastores: Sequence[str] = ()
+    ) -> SiteState:
         raise self.error
 
-    def wait_for_boot(self, vm, *, timeout, require_tools=True, require_ip=True):
+    def wait_for_boot(
+        self, vm: str, *, timeout: float, require_tools: bool = True, require_ip: bool = True
+    ) -> VmState:
         raise self.error
 
     def close(self) -> None:

@@ -25,3 +25,18 @@ def three_tier_estate(**durations):
     estate.recovery_points = PointGenerator(app_every=600)
     estate.durations = estate.durations.model_copy(update={"agent_registration": 1140.0, **durations})
     return estate
+
+
+class PlannedRuns:
+    """An event sink that keeps, per flow run id, how many task runs the run planned (its "planned" event)."""
+
+    def __init__(self) -> None:
+        self.by_run: dict[str, int] = {}
+
+    def __call__(self, event) -> None:
+        if event.node == "(run)" and event.transition == "planned":
+            self.by_run[str(event.payload["run_id"])] = int(event.payload["task_runs"])
+
+
+#: every flow run these tests start reports here (``run_failback`` attaches it)
+PLANNED = PlannedRuns()

@@ -10,7 +10,7 @@ from collections import Counter
 from datetime import datetime
 
 import pytest
-from failback_support import E2E_SPEED, THREE_TIER, three_tier_estate
+from failback_support import E2E_SPEED, PLANNED, THREE_TIER, three_tier_estate
 
 from drplan.observed import Phase
 from drplan.plan.graph import load_and_compile
@@ -26,10 +26,12 @@ def _t(text: str) -> datetime:
 
 
 def run_failback(**params):
+    from drplan.run.events import observing
     from flows.failback import failback
 
     params.setdefault("commit", "after-verification")
-    return failback(plan=str(THREE_TIER), **params, return_state=True)
+    with observing(PLANNED):
+        return failback(plan=str(THREE_TIER), **params, return_state=True)
 
 
 def task_runs(flow_run_id) -> dict[str, object]:
@@ -37,9 +39,9 @@ def task_runs(flow_run_id) -> dict[str, object]:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
-    import flows.common as common
+    from flows.cli import wait_until_recorded
 
-    assert common.wait_until_recorded(flow_run_id, common.SUBMITTED.get(str(flow_run_id), 1), timeout=90)
+    assert wait_until_recorded(flow_run_id, PLANNED.by_run.get(str(flow_run_id), 1), timeout=90)
     with get_client(sync_client=True) as client:
         runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
     return {r.name: r for r in runs}

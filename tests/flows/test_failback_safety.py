@@ -9,7 +9,7 @@ import sys
 import threading
 from collections import Counter
 
-from failback_support import ROOT, THREE_TIER
+from failback_support import PLANNED, ROOT, THREE_TIER
 
 from drplan.observed import Phase
 from drplan.plan.graph import load_and_compile
@@ -20,10 +20,12 @@ VMS = [v.name for v in PLAN.vms]
 
 
 def run_failback(**params):
+    from drplan.run.events import observing
     from flows.failback import failback
 
     params.setdefault("commit", "after-verification")
-    return failback(plan=str(THREE_TIER), **params, return_state=True)
+    with observing(PLANNED):
+        return failback(plan=str(THREE_TIER), **params, return_state=True)
 
 
 def requests(sim, operation: str | None = None, outcome: str | None = "accepted") -> list[dict]:
@@ -103,15 +105,13 @@ def test_dry_run_reads_everything_and_writes_nothing(sim):
 def test_approval_gate_pauses_refuses_a_second_run_and_resumes_on_input(sim, monkeypatch, tmp_path):
     from prefect.flow_runs import resume_flow_run
 
-    import flows.common as common
-
     first: dict = {}
     worker = threading.Thread(target=lambda: first.update(state=run_failback(commit=None)))  # plan: approval
     worker.start()
     run_ids = []
 
     def paused() -> bool:
-        run_ids[:] = [k for k in common.SUBMITTED]  # the flow records itself once the graph is submitted
+        run_ids[:] = list(PLANNED.by_run)  # the flow reports its run id once its steps are planned
         ids = [i for i in run_ids if flow_run_state(i).is_paused()]
         return bool(ids)
 

@@ -11,8 +11,8 @@ from contextlib import contextmanager
 import pytest
 from failback_support import SPEED, THREE_TIER
 
-from drplan.failback.preflight import PreflightFailed
 from drplan.plan.graph import load_and_compile
+from drplan.run.outcomes import PreflightFailed
 
 
 def run_failback(plan=THREE_TIER):
@@ -187,19 +187,24 @@ reprotect:
 def reprotect_run(tmp_path, condition, ps="ps-azure-01"):
     """The reprotect preflight's runtime: three-tier failed over to Azure, ``condition`` applied."""
     from drplan.asr import AsrClient
+    from drplan.observed import Phase
     from drplan.plan.loader import load_plan
-    from drplan.reprotect_to_onprem import steps as reprotect
-    from drplan.run.context import Runtime
+    from drplan.run.context import Ports, RunContext, RunInputs
+    from drplan.run.ports import no_approver, no_events
     from drplan.sim import start_simulator
+    from drplan.sim.estate import Estate
 
     path = tmp_path / "three-tier-reprotect.yaml"
     path.write_text(THREE_TIER.read_text() + REPROTECT.format(ps=ps))
     plan, graph = load_and_compile(path)
-    estate = reprotect.simulated_estate(load_plan(THREE_TIER))
+    estate = Estate.from_plan(load_plan(THREE_TIER), phase=Phase.failed_over_to_azure)
     condition(estate)
     with start_simulator(estate, speed=SPEED) as sim:
         asr = AsrClient.for_vault(plan.azure, endpoint=sim.endpoint, ca_file=sim.ca_file, clock=sim.clock)
-        rt = Runtime(plan=plan, graph=graph, asr=asr, onprem=sim.onprem, clock=sim.clock, mode="simulate")
+        rt = RunContext(
+            RunInputs(plan, graph, kind="reprotect", mode="simulate"),
+            Ports(asr, sim.onprem, sim.clock, no_approver, no_events),
+        )
         try:
             yield sim, rt
         finally:
@@ -237,7 +242,7 @@ REPROTECT_RULES = [
 def test_reprotect_preflight_names_the_vm_and_the_rule_before_any_write(
     tmp_path, condition, options, check, rule
 ):
-    from drplan.reprotect_to_onprem.steps import preflight
+    from drplan.reprotect_to_onprem.preflight import preflight
 
     with reprotect_run(tmp_path, condition, **options) as (sim, rt):
         failed = {c.name: c for c in preflight(rt) if not c.ok}
@@ -249,7 +254,7 @@ def test_reprotect_preflight_names_the_vm_and_the_rule_before_any_write(
 
 
 def test_reprotect_preflight_passes_on_a_clean_estate(tmp_path):
-    from drplan.reprotect_to_onprem.steps import preflight
+    from drplan.reprotect_to_onprem.preflight import preflight
 
     with reprotect_run(tmp_path, lambda estate: None) as (sim, rt):
         checks = preflight(rt)

@@ -51,10 +51,10 @@ def plan_with_hooks(tmp_path: Path, hook_log: Path) -> Path:
 
 
 def drill_estate(plan_path: Path):
-    from drplan.drill import steps as drill
     from drplan.plan.loader import load_plan
+    from drplan.sim.estate import Estate
 
-    return drill.simulated_estate(load_plan(plan_path))
+    return Estate.from_plan(load_plan(plan_path))
 
 
 @pytest.fixture
@@ -78,9 +78,8 @@ def external_sim(monkeypatch):
 @pytest.fixture
 def events():
     """Every unit transition of every run in this process, in order: (node, transition, message)."""
-    from drplan.run import context as runtime
+    from drplan.run.events import observing
 
     seen: list[tuple[str, str, str]] = []
-    unsubscribe = runtime.subscribe(lambda e: seen.append((e.node, e.transition, e.message)))
-    yield seen
-    unsubscribe()
+    with observing(lambda e: seen.append((e.node, e.transition, e.message))):
+        yield seen

@@ -108,7 +108,7 @@ def test_a_failure_mid_drill_still_cleans_up_every_test_vm_and_runs_the_post_cle
 
 
 def test_a_cancelled_drill_cleans_up(external_sim, plan_with_hooks, hook_log, events) -> None:
-    from drplan.run import context as runtime
+    from drplan.run.events import observing
     from flows.drill import drill
 
     sim = external_sim(drill_estate(plan_with_hooks))
@@ -124,14 +124,13 @@ def test_a_cancelled_drill_cleans_up(external_sim, plan_with_hooks, hook_log, ev
     # which ends the process, as a worker expects): here that handler only records it, so pytest survives.
     redelivered: list[int] = []
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: redelivered.append(signum))
-    unsubscribe = runtime.subscribe(cancel_when_sql_is_up)
     try:
-        try:
-            state = drill(str(plan_with_hooks), speed=SPEED, return_state=True)
-        except BaseException as exc:  # noqa: BLE001 - the engine re-raises the termination (TerminationSignal)
-            state = exc
+        with observing(cancel_when_sql_is_up):
+            try:
+                state = drill(str(plan_with_hooks), speed=SPEED, return_state=True)
+            except BaseException as exc:  # noqa: BLE001 - the engine re-raises the termination (TerminationSignal)
+                state = exc
     finally:
-        unsubscribe()
         signal.signal(signal.SIGTERM, previous)
 
     assert sent, "the drill never reached the point where it is cancelled"
@@ -149,8 +148,8 @@ def test_an_approval_marked_in_drills_stops_the_drill_until_answered(
 ) -> None:
     import threading
 
-    from drplan.run import context as runtime
-    from flows.common import resume_when_paused
+    from drplan.run.events import observing
+    from flows.cli import resume_when_paused
     from flows.drill import drill
 
     monkeypatch.setenv("DRPLAN_APPROVAL_POLL_SECONDS", "1")
@@ -164,18 +163,15 @@ def test_an_approval_marked_in_drills_stops_the_drill_until_answered(
 
     def answer(event) -> None:
         if event.transition == "approval-requested" and event.node == "change-approval":
-            run_id = event.payload["flow_run_id"]
+            run_id = event.payload["run_id"]
             approval = {"approved": True, "approver": "dr-lead", "comment": "drill window open"}
             worker = threading.Thread(
                 target=lambda: answered.append(resume_when_paused(run_id, lambda: approval)), daemon=True
             )
             worker.start()
 
-    unsubscribe = runtime.subscribe(answer)
-    try:
+    with observing(answer):
         result = drill(str(plan_with_hooks), speed=SPEED)
-    finally:
-        unsubscribe()
 
     assert answered == [True], "the drill did not pause for the approval marked in_drills"
     done = [msg for node, what, msg in events if node == "change-approval" and what == "hook-done"]

@@ -27,11 +27,11 @@ def plan(tmp_path):
 
 def _estate(**os_by_vm):
     """The three-tier estate failed over to Azure; ``os_by_vm`` overrides what ASR reports as a VM's OS."""
+    from drplan.observed import Phase
     from drplan.plan.loader import load_plan
-    from drplan.reprotect_to_onprem import steps as reprotect
-    from drplan.sim.estate import OsFamily
+    from drplan.sim.estate import Estate, OsFamily
 
-    estate = reprotect.simulated_estate(load_plan(THREE_TIER))
+    estate = Estate.from_plan(load_plan(THREE_TIER), phase=Phase.failed_over_to_azure)
     for vm, os in os_by_vm.items():
         estate.vm(vm).os = OsFamily(os)
     return estate
@@ -52,7 +52,7 @@ def _estate(**os_by_vm):
 def test_reprotect_refuses_a_master_target_mismatch_before_any_write(
     external_sim, plan, os_by_vm, expected
 ) -> None:
-    from drplan.failback.preflight import PreflightFailed
+    from drplan.run.outcomes import PreflightFailed
     from flows.reprotect import reprotect
 
     sim = external_sim(_estate(**os_by_vm))
@@ -66,7 +66,7 @@ def test_reprotect_refuses_a_master_target_mismatch_before_any_write(
 
 
 def test_reprotect_waits_until_replication_health_is_ok(external_sim, plan, events) -> None:
-    from drplan.run import context as runtime
+    from drplan.run.events import observing
     from flows.reprotect import reprotect
 
     sim = external_sim(_estate())
@@ -79,11 +79,8 @@ def test_reprotect_waits_until_replication_health_is_ok(external_sim, plan, even
             if len(polls) == 2:
                 sim.estate.vm("app-01").replication_health = "Normal"
 
-    unsubscribe = runtime.subscribe(heal_after_two_reads)
-    try:
+    with observing(heal_after_two_reads):
         result = reprotect(str(plan), speed=SPEED)
-    finally:
-        unsubscribe()
 
     assert polls[:3] == ["app-01: Warning", "app-01: Warning", "app-01: Normal"]
     rows = {row["vm"]: row for row in result["rows"]}
