@@ -106,13 +106,17 @@ class SchemaProblems:
         self.source = source
         self.suggest = Suggester()
         self._walked: dict[tuple, tuple[Path, object]] = {(): ((), Plan)}
+        self._resolved: dict[tuple, tuple[Path, type | None]] = {}
+        self._allowed: dict[type | None, tuple[list[str], str]] = {}
 
     def resolve(self, loc: tuple) -> tuple[Path, type | None]:
         """A pydantic error location as a document path (dropping union tags like ``shell``) plus
         the model class at that path (None below a scalar)."""
-        path, tp = self._walk(loc)
-        tp = _unwrap(tp)
-        return path, tp if isinstance(tp, type) else None
+        if loc not in self._resolved:
+            path, tp = self._walk(loc)
+            tp = _unwrap(tp)
+            self._resolved[loc] = path, tp if isinstance(tp, type) else None
+        return self._resolved[loc]
 
     def _walk(self, loc: tuple) -> tuple[Path, object]:
         if loc in self._walked:
@@ -120,6 +124,9 @@ class SchemaProblems:
         path, tp = self._walk(loc[:-1])
         part = loc[-1]
         tp = _unwrap(tp)
+        if tp is SecretRef and part not in SecretRef.model_fields:  # a key that may be the secret itself
+            self._walked[loc] = path, None
+            return self._walked[loc]
         if typing.get_origin(tp) in (typing.Union, types.UnionType):  # the Hook union: part is its tag
             by_tag = {_tag(m): m for m in typing.get_args(tp) if isinstance(m, type)}
             if part in by_tag:
@@ -143,10 +150,11 @@ class SchemaProblems:
         if kind == "extra_forbidden":  # the parent's location keeps the hook's tag
             parent_path, parent = self.resolve(err["loc"][:-1])
             path = (*parent_path, err["loc"][-1])
-            allowed = list(parent.model_fields) if parent else []
-            hint = suggest(path[-1], allowed, parent.__name__ if parent else "")
-            if not hint and allowed:
-                hint = "; allowed: " + ", ".join(allowed)
+            if parent not in self._allowed:
+                allowed = list(parent.model_fields) if parent else []
+                self._allowed[parent] = allowed, "; allowed: " + ", ".join(allowed) if allowed else ""
+            allowed, listed = self._allowed[parent]
+            hint = suggest(path[-1], allowed, parent.__name__ if parent else "") or listed
             if parent is SecretRef:  # the key may be the secret itself: name neither it nor its path
                 return source.problem(path[:-1], f"unknown field in a secret reference (not shown){hint}")
             return source.problem(path, f"unknown field {show(path[-1])}{hint}", key=True)

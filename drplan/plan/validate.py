@@ -241,10 +241,11 @@ class _Checker:
             if self.names.get(group.name, (None, None))[:2] != ("replication_groups", gi):
                 continue  # a duplicate name, reported already
             base: Path = ("replication_groups", gi)
-            if len(group.members) > MAX_GROUP_MEMBERS:
+            listed_members = group.members or ()  # None: the list did not validate (in a partial plan)
+            if len(listed_members) > MAX_GROUP_MEMBERS:
                 self.add(
                     (*base, "members"),
-                    f"replication group {group.name!r} has {len(group.members)} members; "
+                    f"replication group {group.name!r} has {len(listed_members)} members; "
                     f"ASR allows at most {MAX_GROUP_MEMBERS} VMs in a replication group",
                     key=True,
                 )
@@ -252,7 +253,7 @@ class _Checker:
             listed: set[str] = set()
             firsts: dict[str, Vm] = {}
             mixed: set[str] = set()
-            for j, name in enumerate(group.members):
+            for j, name in enumerate(listed_members):
                 path = (*base, "members", j)
                 if name in listed:
                     self.add(path, f"{name!r} is listed twice in members")
