@@ -67,13 +67,14 @@ def _uses(names: set[str], prefix: str) -> bool:
 
 @cache
 def _import_graph(top_level_only: bool = True) -> nx.DiGraph:
-    """drplan's modules and the drplan modules each imports (a package import counts as its __init__)."""
+    """drplan's modules and the drplan modules each imports (``from pkg import x`` counts ``pkg``)."""
     modules = {_module(p): p for p in _library_files()}
     graph = nx.DiGraph()
     graph.add_nodes_from(modules)
     for name, path in modules.items():
         for imported in _imports(path, top_level_only=top_level_only):
-            if imported in modules and imported != name:
+            # a module's own parent packages are always imported before it: not an edge of a cycle
+            if imported in modules and imported != name and not name.startswith(imported + "."):
                 graph.add_edge(name, imported)
     return graph
 

@@ -99,7 +99,7 @@ def _label(graph: RecoveryGraph, name: str) -> str:
     unit = graph.units[name]
     if unit.kind == "group":
         return f"{name} ({', '.join(unit.vm_names)})"
-    if unit.kind == "hook":
+    if unit.hook is not None:
         return f"{unit.hook.kind}: {name}"
     return name
 

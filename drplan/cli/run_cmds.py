@@ -50,7 +50,7 @@ def _run(
     *,
     approve: bool,
     as_json: bool,
-    validate: Callable[[Any], None] | None = None,
+    validate: Callable[[Any], object] | None = None,
 ) -> None:
     """Validate the plan and the settings (exit 2), then run the flow in the Prefect layer."""
     from drplan.plan.graph import load_and_compile

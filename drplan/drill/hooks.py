@@ -5,18 +5,21 @@ from __future__ import annotations
 
 from drplan.drill.report import report_of
 from drplan.drill.state import FLOW_KIND, state
+from drplan.plan.schema import ApprovalHook, Hook
 from drplan.run import hooks as run_hooks
 from drplan.run.context import NodeStatus, RunContext
-from drplan.run.run_plan import final_hooks
+from drplan.run.run_plan import final_hooks, hook_of
 
 
-def _approval_applies(ctx: RunContext, hook) -> bool:
-    return hook.kind != "approval" or ctx.plan.drill.stop_for_approvals or hook.in_drills
+def _approval_applies(ctx: RunContext, hook: Hook) -> bool:
+    if not isinstance(hook, ApprovalHook):
+        return True
+    return ctx.plan.drill.stop_for_approvals or hook.in_drills
 
 
 def hook_node(ctx: RunContext, node: str) -> dict[str, str]:
     """A drill hook: shell and wait hooks run; approvals stop the drill only when the plan says so."""
-    hook = ctx.graph.units[node].hook
+    hook = hook_of(ctx.graph, node)
     report = report_of(ctx)
     if not _approval_applies(ctx, hook):
         what = "approval not required in an unattended drill (drill.stop_for_approvals / in_drills not set)"

@@ -3,6 +3,7 @@ any write. The pure rules are :mod:`drplan.recovery.preconditions`; this module 
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from drplan.errors import DrplanError
@@ -173,7 +174,7 @@ def _point_checks(ctx: RunContext, pending: set[str]) -> list[CheckResult]:
         return point_checks([vm], {vm: points_by_vm[vm]}) if checked else []
 
     out: list[CheckResult] = []
-    for result in gather([lambda vm=vm: points(vm) for vm in todo]):
+    for result in gather([partial(points, vm) for vm in todo]):
         out += result
     return out
 

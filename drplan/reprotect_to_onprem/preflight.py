@@ -9,9 +9,12 @@ targets without snapshots.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+
 from drplan.errors import DrplanError
 from drplan.failback.preflight import discover, fabric_checks
-from drplan.observed import CheckResult, Phase
+from drplan.observed import CheckResult, Infrastructure, Phase
 from drplan.recovery import preconditions
 from drplan.recovery.site_checks import check_connected, check_master_target
 from drplan.reprotect_to_onprem.inputs import DONE, Inputs, _os, _phase, inputs_for
@@ -32,9 +35,12 @@ def preflight(ctx: RunContext) -> list[CheckResult]:
     found = [v for v in ctx.plan.vms if v.name in ctx.state.refs]
     todo: dict[str, Inputs] = {}
     seen_os: dict[str, str] = {}
-    infra: list = []
-    jobs = [lambda: _site_checks(ctx), lambda: fabric_checks(ctx, infra)]
-    jobs += [lambda vm=vm: _vm_checks(ctx, vm, todo, seen_os) for vm in found]
+    infra: list[Infrastructure] = []
+    jobs: list[Callable[[], list[CheckResult]]] = [
+        lambda: _site_checks(ctx),
+        lambda: fabric_checks(ctx, infra),
+    ]
+    jobs += [partial(_vm_checks, ctx, vm, todo, seen_os) for vm in found]
     for result in gather(jobs):
         checks += result
     checks += _master_target_os_checks(ctx, found, seen_os, infra[0] if infra else None)

@@ -54,7 +54,7 @@ class ThreadExecutor:
 
         with bound(ctx), ThreadPoolExecutor(max_workers=self.max_workers) as pool:
 
-            def submit(planned: PlannedStep, _handles: dict[StepKey, Future]) -> Future:
+            def submit(planned: PlannedStep, _handles: dict[StepKey, Future[object]]) -> Future[object]:
                 return pool.submit(contextvars.copy_context().run, one, planned)
 
             handles = schedule(plan, submit, self.cap)

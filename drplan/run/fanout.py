@@ -28,7 +28,7 @@ def concurrently(fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
     with ThreadPoolExecutor(max_workers=min(MEMBER_WORKERS, len(items))) as pool:
         # each thread runs in a copy of the caller's context: the run, its logger and its events follow
         futures = [pool.submit(contextvars.copy_context().run, fn, i) for i in items]
-    errors = [f.exception() for f in futures if f.exception() is not None]
+    errors = [e for f in futures if (e := f.exception()) is not None]
     if len(errors) == 1 or (errors and all(isinstance(e, TransientError) for e in errors)):
         raise errors[0]
     if errors:

@@ -6,17 +6,18 @@ import os
 import subprocess
 
 from drplan.errors import DrplanError
-from drplan.plan.schema import format_duration
+from drplan.plan.schema import ShellHook, WaitHook, format_duration
 from drplan.run.context import NodeStatus, RunContext
 from drplan.run.ports import Approval
+from drplan.run.run_plan import hook_of
 from drplan.run.steps import Step, blocked_by_dependencies
 
 
 def hook_node(ctx: RunContext, node: str) -> dict[str, str]:
     """Run a hook node: shell (with timeout), approval (the run's approver) or wait (run's clock)."""
-    hook = ctx.graph.units[node].hook
+    hook = hook_of(ctx.graph, node)
     ctx.set(node, NodeStatus.running)
-    if hook.kind == "shell":
+    if isinstance(hook, ShellHook):
         if ctx.dry_run:
             ctx.note(f"hook {node}: would run `{hook.command}` (timeout {format_duration(hook.timeout)})")
             return {"hook": node, "result": "dry-run"}
@@ -39,7 +40,7 @@ def hook_node(ctx: RunContext, node: str) -> dict[str, str]:
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
             raise DrplanError(f"hook {node}: `{hook.command}` exited {proc.returncode}: " + " | ".join(tail))
         result = (proc.stdout.strip().splitlines() or [""])[-1]
-    elif hook.kind == "wait":
+    elif isinstance(hook, WaitHook):
         if ctx.dry_run:
             ctx.note(f"hook {node}: would wait {format_duration(hook.duration)}")
             return {"hook": node, "result": "dry-run"}

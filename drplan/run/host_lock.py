@@ -14,6 +14,7 @@ import re
 import socket
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TextIO
 
 
 class PlanBusy(Exception):
@@ -35,7 +36,7 @@ class PlanLock:
         self.plan = plan
         safe = re.sub(r"[^A-Za-z0-9_.-]", "_", plan)
         self.path = Path(directory) / f"{safe}.lock"
-        self._fh = None
+        self._fh: TextIO | None = None
         self.previous: dict = {}
 
     def acquire(self, **record) -> dict:

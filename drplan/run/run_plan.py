@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from drplan.plan.graph import RecoveryGraph
+from drplan.plan.schema import Hook
 
 StepKey = tuple[str, str]  # (step kind, node)
 
@@ -62,12 +63,19 @@ class RunPlan:
         return [s.key for s in self.steps]
 
 
+def hook_of(graph: RecoveryGraph, node: str) -> Hook:
+    """The hook behind a hook node."""
+    hook = graph.units[node].hook
+    if hook is None:
+        raise KeyError(f"{node} is not a hook")
+    return hook
+
+
 def runs_in(graph: RecoveryGraph, node: str, run: str) -> bool:
     """Whether ``node`` is a step of a ``run`` run's graph phase (units always; hooks that run in it)."""
-    unit = graph.units[node]
-    if unit.kind != "hook":
+    if graph.units[node].kind != "hook":
         return True
-    hook = unit.hook
+    hook = hook_of(graph, node)
     return run in hook.runs_in and not hook.after_cleanup
 
 
@@ -84,13 +92,8 @@ def effective_predecessors(graph: RecoveryGraph, node: str, run: str) -> list[st
 
 def final_hooks(graph: RecoveryGraph, run: str) -> list[str]:
     """Hooks marked ``after_cleanup`` that run in ``run``, in graph order."""
-    return [
-        n
-        for n in graph.order
-        if graph.units[n].kind == "hook"
-        and graph.units[n].hook.after_cleanup
-        and run in graph.units[n].hook.runs_in
-    ]
+    hooks = [n for n in graph.order if graph.units[n].kind == "hook"]
+    return [n for n in hooks if hook_of(graph, n).after_cleanup and run in hook_of(graph, n).runs_in]
 
 
 def build_run_plan(graph: RecoveryGraph, shape: RunShape) -> RunPlan:

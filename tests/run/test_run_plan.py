@@ -58,7 +58,7 @@ def test_every_step_waits_for_its_graph_predecessors_and_only_runs_after_them(se
 def test_drill_after_cleanup_hooks_wait_for_every_cleanup():
     graph = _graph(3, 12, 0)
     plan = build_run_plan(graph, DRILL.shape(RunInputs(plan=None, graph=graph, kind="drill")))  # type: ignore[arg-type]
-    cleanups = {k for k in plan if k[0] == "drill-cleanup"}
+    cleanups = {s.key for s in plan.steps if s.kind == "drill-cleanup"}
     gate = next(s for s in plan.steps if s.kind == "drill-complete")
     assert len(cleanups) == len([u for u in graph.units.values() if u.kind != "hook"])
     assert all(s.upstream == (gate.key,) for s in plan.steps if s.kind == "drill-cleanup")
