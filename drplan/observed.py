@@ -29,7 +29,7 @@ class ItemRef:
 
 
 class Phase(StrEnum):
-    """Where a protected item is in the failback lifecycle (see design §1)."""
+    """Where a protected item is in the failback lifecycle (Microsoft's failback doc)."""
 
     replicating_to_azure = "replicating-to-azure"
     failed_over_to_azure = "failed-over-to-azure"

@@ -212,3 +212,18 @@ def test_every_plan_loads_and_compiles() -> None:
     for path in plans:
         plan, graph = load_and_compile(path)
         assert graph.order, path
+
+
+def test_every_module_the_architecture_page_names_exists() -> None:
+    import re
+
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    named = set(re.findall(r"\b((?:drplan|flows|tasks|tests)/[\w/]+\.py)\b", text))
+    assert len(named) > 20, "the architecture page should walk through the modules"
+    assert sorted(n for n in named if not (ROOT / n).exists()) == []
+
+
+def test_the_readme_settings_table_is_the_settings_model() -> None:
+    from drplan.settings import settings_table
+
+    assert settings_table() in (ROOT / "README.md").read_text(), "regenerate the README's settings table"

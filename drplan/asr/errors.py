@@ -1,7 +1,7 @@
 """Map Azure SDK / ARM errors and failed ASR jobs onto :mod:`drplan.errors`.
 
 Every message names the VM (or group) and the operation. Precondition failures name the failback doc rule
-they come from (design §1), so a DR engineer knows what to fix.
+they come from (Microsoft's failback doc), so a DR engineer knows what to fix.
 """
 
 from __future__ import annotations

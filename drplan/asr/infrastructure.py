@@ -40,7 +40,7 @@ class InfrastructureMixin(AsrBase):
         return infra
 
     def configuration_server_checks(self) -> list[CheckResult]:
-        """Each configuration server connected to the vault, with a recent heartbeat (design §1)."""
+        """Each configuration server connected to the vault, with a recent heartbeat."""
         return preconditions.configuration_server_checks(self.infrastructure())
 
     def _known_infrastructure(self, vm: str) -> Infrastructure:

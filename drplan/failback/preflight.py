@@ -58,7 +58,7 @@ def discover(ctx: RunContext) -> list[CheckResult]:
 
 
 def item_checks(vm: str, state) -> list[CheckResult]:
-    """The per-VM ASR rules (design §1) read from one item state: while the VM still has to fail back, its
+    """The failback doc's per-VM ASR rules, read from one item state: while the VM still has to fail back, its
     conditions (health errors: migrated, moved, Azure VM deleted, protection disabled, not in the
     configuration server, Hyper-V target; OS details: physical Windows Server 2008 R2 SP1); then protected
     toward on-prem, healthy."""

@@ -1,9 +1,10 @@
 """Where a protected item is in the classic failback lifecycle, read from one :class:`ItemState`.
 
-Lifecycle (design §1): replicating to Azure (``InMageAzureV2``) → failed over to Azure → reprotected toward
-on-prem (``InMage``, ready to fail back) → failback in progress → failed back (commit pending) → committed →
-reprotected to Azure (``InMageAzureV2`` again). Every operation of :class:`drplan.asr.AsrClient` reads this
-first, so a re-run after a crash neither repeats a write that already happened nor duplicates a running job.
+Lifecycle (Microsoft's failback doc, classic providers): replicating to Azure (``InMageAzureV2``) → failed
+over to Azure → reprotected toward on-prem (``InMage``, ready to fail back) → failback in progress → failed
+back (commit pending) → committed → reprotected to Azure (``InMageAzureV2`` again). Every operation of
+:class:`drplan.asr.AsrClient` reads this first, so a re-run after a crash neither repeats a write that
+already happened nor duplicates a running job.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The failback doc's preconditions (design §1) as pure checks over what ASR reports. No I/O.
+"""The failback doc's preconditions as pure checks over what ASR reports. No I/O.
 
 Each function turns values read from the vault (:class:`~drplan.observed.ItemState`,
 :class:`~drplan.observed.Infrastructure`) into named :class:`~drplan.observed.CheckResult` s that name the VM
@@ -24,14 +24,14 @@ RULE_PS = "the process server is registered with the configuration server"
 
 @dataclass(frozen=True)
 class HealthRule:
-    """What an item health error code means for failback: check name prefix, design §1 rule, problem."""
+    """What an item health error code means for failback: check name prefix, failback-doc rule, problem."""
 
     prefix: str
     rule: str
     problem: str  # "{vm}" is replaced by the VM name
 
 
-#: ASR item health-error codes (lower case) → the design §1 rule they break (see docs/estate.md)
+#: ASR item health-error codes (lower case) → the failback-doc rule they break (see docs/estate.md)
 HEALTH_RULES: dict[str, HealthRule] = {
     "vmmigrated": HealthRule("vm-migrated", "the VM was not migrated", "VM {vm} was migrated"),
     "vmmovedtoanotherresourcegroup": HealthRule(
@@ -75,7 +75,7 @@ def _fail(name: str, message: str, subject: str, rule: str) -> CheckResult:
 
 # -- per item ------------------------------------------------------------------------------------------------
 def health_checks(vm: str, state: ItemState, *, skip: frozenset[str] = frozenset()) -> list[CheckResult]:
-    """One failed check per item health error that breaks a design §1 rule (codes in ``skip`` left out)."""
+    """One failed check per item health error that breaks a failback-doc rule (codes in ``skip`` left out)."""
     out: list[CheckResult] = []
     for entry in state.health_errors:
         code, _, text = entry.partition(":")
