@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import random
+from collections import Counter
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -90,6 +91,44 @@ class ProcessServer(_M):
     )
 
 
+#: replicated disks one ASR replication appliance holds (modernized)
+DISKS_PER_APPLIANCE = 60
+#: how old a heartbeat (appliance component or mobility agent) may be before ASR treats it as stale
+STALE_HEARTBEAT = 900.0
+
+
+class Appliance(_M):
+    """An ASR replication appliance (modernized): one VM running a process server, a reprotect agent, an RCM
+    proxy, a replication agent, a MARS agent and a DRA, each listed by the InMageRcm fabric. It holds at most
+    :data:`DISKS_PER_APPLIANCE` replicated disks and reaches the vCenter datastores in ``datastores``."""
+
+    name: str
+    ip: str = ""
+    health: Literal["Normal", "Warning", "Critical"] = "Normal"
+    connected: bool = True
+    heartbeat_age: Duration = Field(60.0, description="how long ago its components last sent a heartbeat")
+    datastores: list[str] = Field(
+        default_factory=lambda: ["datastore1"], description="datastores of the vCenter it can reach"
+    )
+    version: str = "9.63.7187.1"
+
+
+class ModernizedSite(_M):
+    """Vault-side names of the modernized site: fabric, log storage account, run-as accounts, policies."""
+
+    fabric: str = Field("rcm-fabric", description="ARM name of the InMageRcm fabric")
+    container: str = Field("rcm-container", description="ARM name of its protection container")
+    vmware_site: str = Field("vmware-site-01", description="the Azure Migrate VMware site of the discovery")
+    log_storage_account: str = Field("drplanlogsa", description="storage account (name) for replication logs")
+    run_as_accounts: list[str] = Field(
+        default_factory=lambda: ["vcenter-runas"], description="accounts the appliance's discovery uses"
+    )
+    policy_to_azure: str = Field("rcm-policy", description="InMageRcm replication policy (on-prem to Azure)")
+    policy_failback: str = Field(
+        "rcm-failback-policy", description="InMageRcmFailback replication policy (Azure to on-prem)"
+    )
+
+
 class PointKind(StrEnum):
     app = "app"
     crash = "crash"
@@ -134,6 +173,9 @@ class Durations(_M):
     failover: Duration = 600.0
     boot: Duration = Field(120.0, description="power-on to VMware Tools running and guest IP")
     agent_registration: Duration = Field(900.0, description="on-prem start to agent registered with the CS")
+    reprotect_alternate: Duration = Field(
+        3600.0, description="modernized reprotect to a new on-prem VM (alternate location: full replication)"
+    )
 
 
 class VmDurations(_M):
@@ -148,12 +190,15 @@ class VmDurations(_M):
     failover_cancel: Duration | None = None
     failover: Duration | None = None
     boot: Duration | None = None
+    reprotect_alternate: Duration | None = None
 
 
 class OperationFault(_M):
     """Make ``operation`` fail for ``vm`` (or every VM when omitted), ``once`` or ``always``."""
 
-    operation: str = Field(description="unplannedFailover, failoverCommit, reProtect, testFailover, ...")
+    operation: str = Field(
+        description="unplannedFailover, plannedFailover, failoverCommit, reProtect, testFailover, ..."
+    )
     vm: str | None = None
     mode: Literal["once", "always"] = "once"
     stage: Literal["job", "request"] = Field("job", description="fail the job, or refuse the request")
@@ -207,6 +252,21 @@ class Vm(_M):
     replicating_since: datetime | None = Field(None, description="start of the current replication (points)")
     disks_gb: int = 64
     durations: VmDurations | None = Field(None, description="per-VM overrides of the estate's durations")
+    # -- modernized (InMageRcm / InMageRcmFailback) ----------------------------------------------------------
+    provider: Literal["modernized", "classic"] = Field(
+        "classic", description="modernized: InMageRcm -> InMageRcmFailback; classic: InMageAzureV2 -> InMage"
+    )
+    appliance: str | None = Field(None, description="the replication appliance replicating it (modernized)")
+    disks: int = Field(1, ge=1, le=64, description="replicated disks (each counts against its appliance)")
+    datastore: str = Field("datastore1", description="datastore of its on-prem VM")
+    onprem_vm_deleted: bool = Field(False, description="the original on-prem VM is gone: alternate location")
+    agent_registered_after_failover: bool = Field(
+        True, description="the mobility agent of its Azure VM registered after the failover"
+    )
+    agent_heartbeat_age: Duration = Field(60.0, description="age of the Azure VM's mobility agent heartbeat")
+    ip_config: Literal["static", "dhcp"] = Field(
+        "static", description="static: a modernized failback does not keep the guest's IP"
+    )
 
     @property
     def vcenter_vm(self) -> str:
@@ -234,6 +294,8 @@ class Estate(_M):
     vcenter: VCenter = Field(default_factory=VCenter)
     master_targets: list[MasterTarget] = Field(default_factory=list)
     process_servers: list[ProcessServer] = Field(default_factory=list)
+    appliances: list[Appliance] = Field(default_factory=list)
+    modernized: ModernizedSite = Field(default_factory=ModernizedSite)
     vms: list[Vm] = Field(default_factory=list)
     recovery_points: PointGenerator = Field(default_factory=PointGenerator)
     durations: Durations = Field(default_factory=Durations)
@@ -248,17 +310,22 @@ class Estate(_M):
     @model_validator(mode="after")
     def _cross_refs(self) -> Estate:
         problems = []
-        names = [v.name for v in self.vms]
-        dup = sorted({n for n in names if names.count(n) > 1})
+        counts = Counter(v.name for v in self.vms)
+        dup = sorted(n for n, c in counts.items() if c > 1)
         if dup:
             problems.append(f"duplicate VM names: {', '.join(dup)}")
         mts = {m.name for m in self.master_targets}
         pss = {p.name for p in self.process_servers}
+        apps = {a.name for a in self.appliances}
         for v in self.vms:
             if v.master_target and v.master_target not in mts:
                 problems.append(f"VM {v.name}: unknown master target {v.master_target!r}")
             if v.process_server and v.process_server not in pss:
                 problems.append(f"VM {v.name}: unknown process server {v.process_server!r}")
+            if v.appliance and v.appliance not in apps:
+                problems.append(f"VM {v.name}: unknown appliance {v.appliance!r}")
+            if v.provider == "modernized" and not v.appliance:
+                problems.append(f"VM {v.name}: a modernized VM needs an appliance")
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -275,6 +342,12 @@ class Estate(_M):
             if m.name == name:
                 return m
         raise KeyError(f"no master target named {name!r} in the estate")
+
+    def appliance(self, name: str) -> Appliance:
+        for a in self.appliances:
+            if a.name == name:
+                return a
+        raise KeyError(f"no appliance named {name!r} in the estate")
 
     def group_members(self, group: str) -> list[Vm]:
         return [v for v in self.vms if v.replication_group == group]
@@ -329,21 +402,18 @@ class Estate(_M):
         phases: dict[str, Phase] | None = None,
         start_time: datetime | None = None,
         enforce_group_failover: bool = False,
+        provider: Literal["modernized", "classic"] = "classic",
     ) -> Estate:
-        """An estate holding every VM, group and master target of ``plan``, all in ``phase``
-        (default: reprotected to on-prem, ready to fail back); ``phases`` overrides it per VM name."""
+        """An estate holding every VM and group of ``plan``, all in ``phase`` (default: reprotected to
+        on-prem, ready to fail back); ``phases`` overrides it per VM name. ``provider`` picks the ASR stack:
+        classic (configuration server, the plan's master targets, a process server in Azure) or modernized
+        (replication appliances of at most 60 disks each, filled in plan order)."""
         rng = random.Random(seed)
         phases = dict(phases or {})
         groups = {m: g.name for g in plan.replication_groups for m in g.members}
-        mts = [
-            MasterTarget(name=m.name, os=OsFamily(m.os.value), ip=f"10.0.1.{10 + i}")
-            for i, m in enumerate(plan.master_targets)
-        ]
-        ps_name = plan.reprotect.process_server or "ps-azure-01"
-        pss = [ProcessServer(name=ps_name, ip="10.1.0.4", site="azure")]
-        to_azure = plan.failback.reprotect_to_azure.process_server or "cs-01"
-        if to_azure != ps_name:
-            pss.append(ProcessServer(name=to_azure, ip="10.0.0.10", site="onprem"))
+        modern = provider == "modernized"
+        mts, pss = ([], []) if modern else _classic_servers(plan)
+        ps_name = pss[0].name if pss else None
         vms = []
         for i, v in enumerate(plan.vms):
             vms.append(
@@ -353,10 +423,12 @@ class Estate(_M):
                     os=OsFamily(v.os.value),
                     phase=phases.pop(v.name, phase),
                     replication_group=groups.get(v.name),
-                    master_target=v.master_target,
+                    master_target=None if modern else v.master_target,
                     process_server=ps_name,
                     ip=f"10.20.{i // 250}.{10 + i % 250}",
                     disks_gb=rng.choice([32, 64, 128, 256]),
+                    provider=provider,
+                    disks=rng.choice([1, 1, 2, 3]) if modern else 1,
                 )
             )
         if phases:
@@ -371,10 +443,41 @@ class Estate(_M):
             vcenter=_vcenter_for(plan),
             master_targets=mts,
             process_servers=pss,
+            appliances=_fill_appliances(vms) if modern else [],
             vms=vms,
             faults=Faults(seed=seed),
             settings=Settings(enforce_group_failover=enforce_group_failover),
         )
+
+
+def _classic_servers(plan: Plan) -> tuple[list[MasterTarget], list[ProcessServer]]:
+    """The plan's master targets, its process server in Azure and (when another) the one to Azure."""
+    mts = [
+        MasterTarget(name=m.name, os=OsFamily(m.os.value), ip=f"10.0.1.{10 + i}")
+        for i, m in enumerate(plan.master_targets)
+    ]
+    ps_name = plan.reprotect.process_server or "ps-azure-01"
+    pss = [ProcessServer(name=ps_name, ip="10.1.0.4", site="azure")]
+    to_azure = plan.failback.reprotect_to_azure.process_server or "cs-01"
+    if to_azure != ps_name:
+        pss.append(ProcessServer(name=to_azure, ip="10.0.0.10", site="onprem"))
+    return mts, pss
+
+
+def _fill_appliances(vms: list[Vm]) -> list[Appliance]:
+    """Appliances for ``vms`` in plan order, each filled up to :data:`DISKS_PER_APPLIANCE` disks."""
+    appliances: list[Appliance] = []
+    used = DISKS_PER_APPLIANCE
+    for v in vms:
+        if not appliances or used + v.disks > DISKS_PER_APPLIANCE:
+            n = len(appliances)
+            appliances.append(
+                Appliance(name=f"appliance-{n + 1:02d}", ip=f"10.0.{2 + n // 200}.{10 + n % 200}")
+            )
+            used = 0
+        used += v.disks
+        v.appliance = appliances[-1].name
+    return appliances or [Appliance(name="appliance-01", ip="10.0.2.10")]
 
 
 def _vcenter_for(plan: Plan) -> VCenter:

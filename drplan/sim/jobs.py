@@ -30,6 +30,14 @@ _DURATION_FIELD = {
     "drill-onprem": "test_failover",
     "drill-azure": "test_failover",
     "drill-cleanup": "test_failover_cleanup",
+    "rcm-failback": "failback",
+    "rcm-reprotect-onprem": "reprotect",
+    "rcm-reprotect-alternate": "reprotect_alternate",
+    "rcm-reprotect-azure": "reprotect_to_azure",
+    "rcm-failover": "failover",
+    "rcm-change-pit": "commit",
+    "rcm-drill": "test_failover",
+    "rcm-drill-cleanup": "test_failover_cleanup",
 }
 
 
@@ -216,24 +224,12 @@ class JobEngine:
         d = self.estate.durations
         ctxs = ctxs or {it.vm: ctx for it in items}
         steps, on_fail = self._steps(kind, ctxs)
-        duration = {
-            "failback": d.failback,
-            "failover": d.failover,
-            "commit-failback": d.commit,
-            "commit-failover": d.commit,
-            "cancel-failback": d.failover_cancel,
-            "cancel-failover": d.failover_cancel,
-            "reprotect-onprem": d.reprotect,
-            "reprotect-azure": d.reprotect_to_azure,
-            "drill-onprem": d.test_failover,
-            "drill-azure": d.test_failover,
-            "drill-cleanup": d.test_failover_cleanup,
-        }[kind]
-        field_name = _DURATION_FIELD.get(kind)
+        field_name = _DURATION_FIELD[kind]
+        duration = getattr(d, field_name)
         own = [
             getattr(v.durations, field_name)
             for v in (self.vm_of(it) for it in items)
-            if field_name and v.durations is not None and getattr(v.durations, field_name) is not None
+            if v.durations is not None and getattr(v.durations, field_name) is not None
         ]
         if own:  # per-VM overrides: a multi-VM job takes as long as its slowest member
             duration = max(own)
@@ -271,12 +267,14 @@ class JobEngine:
         if resource[0] == "plan":
             plan = self.plans[resource[1]]
             plan.current_job = plan.last_job = name
-            if kind in ("failback", "failover"):
+            if kind in ("failback", "failover", "rcm-failover"):
                 plan.last_unplanned_failover_time = now
-            if kind in ("drill-onprem", "drill-azure"):
+            if kind == "rcm-failback":
+                plan.last_planned_failover_time = now
+            if kind in ("drill-onprem", "drill-azure", "rcm-drill"):
                 plan.last_test_failover_time = now
                 job.on_done = lambda t, p=plan: setattr(p, "test_waiting", True)
-            if kind == "drill-cleanup":
+            if kind in ("drill-cleanup", "rcm-drill-cleanup"):
                 job.on_done = lambda t, p=plan: setattr(p, "test_waiting", False)
         self.tick()
         return job

@@ -30,6 +30,9 @@ from drplan.sim.estate import Estate, Vm
 from drplan.sim.items import Item
 from drplan.sim.jobs import Job, JobEngine, Step
 from drplan.sim.onprem import SimulatedSite
+from drplan.sim.rcm_ids import RcmIds
+from drplan.sim.rcm_rules import RcmRules
+from drplan.sim.rcm_transitions import RcmTransitions
 from drplan.sim.recovery_plans import RecoveryPlan, RecoveryPlans
 from drplan.sim.recovery_points import SimPoint, points_for
 from drplan.sim.rules import (
@@ -61,7 +64,7 @@ __all__ = [
 _NS = uuid.UUID("a3c1d6a2-54a4-4a83-8a8e-0b3f3b0f6c7d")
 
 
-class Engine(Rules, Transitions, JobEngine, RecoveryPlans):
+class Engine(Rules, RcmRules, Transitions, RcmTransitions, JobEngine, RecoveryPlans, RcmIds):
     """All simulator state behind one lock; :meth:`tick` runs jobs up to the clock's now."""
 
     def __init__(self, estate: Estate, clock: SimClock, *, audit: Audit | None = None):
@@ -110,8 +113,14 @@ class Engine(Rules, Transitions, JobEngine, RecoveryPlans):
             f"{self.fabric_id}/replicationProtectionContainers/{self.estate.configuration_server.container}"
         )
 
+    def item_fabric_id(self, item: Item) -> str:
+        return self.rcm_fabric_id if self.vm_of(item).provider == "modernized" else self.fabric_id
+
+    def item_container_id(self, item: Item) -> str:
+        return self.rcm_container_id if self.vm_of(item).provider == "modernized" else self.container_id
+
     def item_id(self, item: Item) -> str:
-        return f"{self.container_id}/replicationProtectedItems/{item.name}"
+        return f"{self.item_container_id(item)}/replicationProtectedItems/{item.name}"
 
     def point_id(self, item: Item, point: str) -> str:
         return f"{self.item_id(item)}/recoveryPoints/{point}"
@@ -132,6 +141,21 @@ class Engine(Rules, Transitions, JobEngine, RecoveryPlans):
 
     def new_id(self) -> str:
         return str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
+
+    @property
+    def serves_modernized(self) -> bool:
+        """The vault has the modernized (InMageRcm) fabric: appliances, or a modernized VM."""
+        return bool(self.estate.appliances) or any(v.provider == "modernized" for v in self.estate.vms)
+
+    @property
+    def serves_classic(self) -> bool:
+        """The vault has the classic (configuration server) fabric; always when nothing is modernized."""
+        est = self.estate
+        return (
+            not self.serves_modernized
+            or bool(est.master_targets or est.process_servers)
+            or any(v.provider == "classic" for v in est.vms)
+        )
 
     # -- lookups ---------------------------------------------------------------------------------------------
     def _sync_items(self) -> None:
@@ -157,13 +181,19 @@ class Engine(Rules, Transitions, JobEngine, RecoveryPlans):
         vm = self.vm_of(item)
         if vm.phase not in REPLICATING or vm.protection_disabled:
             return []
-        return points_for(
+        now = self.clock.now()
+        pts = points_for(
             vm,
             default_generator=self.estate.recovery_points,
             clock_start=self.clock.start,
-            now=self.clock.now(),
+            now=now,
             stopped_at=item.stopped_at,
         )
+        if item.produced_points:  # made by a planned failover (modernized)
+            pts = sorted([*pts, *(p for p in item.produced_points if p.time <= now)], key=lambda p: p.time)[
+                ::-1
+            ]
+        return pts
 
     def find_point(self, item: Item, ref: str | None) -> SimPoint | None:
         if not ref:

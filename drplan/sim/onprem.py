@@ -38,6 +38,7 @@ class OnPremVm:
     snapshots: int = 0
     windows: bool = False
     boot: float | None = None  # per-VM boot duration (estate ``vms[].durations.boot``)
+    generation: int = 0  # > 0: a new VM made under the same name (alternate-location failback)
 
 
 class SimulatedSite:
@@ -49,9 +50,13 @@ class SimulatedSite:
         self._lock = lock or threading.RLock()
         self._tick = tick or (lambda: None)
         self._vms: dict[str, OnPremVm] = {}
+        self._deleted: set[str] = set()
         self.closed = False
         booted_at = clock.start - timedelta(days=1)
         for v in estate.vms:
+            if v.onprem_vm_deleted:
+                self._deleted.add(v.vcenter_vm)
+                continue
             on = v.phase in _ON_PHASES
             self._vms[v.vcenter_vm] = OnPremVm(
                 name=v.vcenter_vm,
@@ -74,10 +79,12 @@ class SimulatedSite:
 
     def _vm(self, vm: str) -> OnPremVm:
         name = self._name(vm)
-        if name not in self._vms:
+        if name not in self._vms and name not in self._deleted:
             for v in self.estate.vms:  # a VM added to the estate after start
                 if v.vcenter_vm == name:
                     self._vms[name] = OnPremVm(name=name, ip=v.ip, windows=v.os == "windows")
+        if name in self._deleted:
+            raise VCenterError(f"VM {vm!r} was deleted from the simulated vCenter")
         if name not in self._vms:
             raise VCenterError(f"VM {vm!r} is a master target: use add_snapshot/remove_snapshots on it")
         return self._vms[name]
@@ -112,7 +119,7 @@ class SimulatedSite:
             tools_version_status="guestToolsCurrent" if vm.tools_enabled else "guestToolsNotInstalled",
             heartbeat="green" if tools else "gray",
             guest_ip=ip,
-            instance_uuid=str(uuid.uuid5(_NS, vm.name)),
+            instance_uuid=str(uuid.uuid5(_NS, f"{vm.name}#{vm.generation}" if vm.generation else vm.name)),
             has_snapshots=vm.snapshots > 0,
         )
 
@@ -213,6 +220,12 @@ class SimulatedSite:
         with self._lock:
             self._vm(vm).ip_override = ip
 
+    def set_boot_ip(self, vm: str, ip: str | None) -> None:
+        """The address the guest takes once booted (a failback that does not keep its static IP)."""
+        with self._lock:
+            v = self._vm(vm)
+            v.ip, v.ip_override = ip, None
+
     def add_snapshot(self, vm: str) -> None:
         with self._lock:
             for m in self.estate.master_targets:
@@ -238,6 +251,7 @@ class SimulatedSite:
         with self._lock:
             src = self._vm(vm)
             name = f"{src.name}-test"
+            self._deleted.discard(name)
             self._vms[name] = OnPremVm(
                 name=name, power="poweredOn", powered_on_at=at, ip=src.ip, windows=src.windows
             )
@@ -246,6 +260,31 @@ class SimulatedSite:
     def delete_vm(self, name: str) -> None:
         with self._lock:
             self._vms.pop(name, None)
+            self._deleted.add(name)
+
+    def exists(self, vm: str) -> bool:
+        with self._lock:
+            try:
+                self._vm(vm)
+            except VCenterError:
+                return False
+            return True
+
+    def create_vm(self, vm: str) -> str:
+        """A new, powered-off VM named like the estate VM ``vm`` (an alternate-location failback's target)."""
+        with self._lock:
+            v = self.estate.vm(vm)
+            name = v.vcenter_vm
+            self._deleted.discard(name)
+            old = self._vms.get(name)
+            self._vms[name] = OnPremVm(
+                name=name,
+                ip=v.ip,
+                windows=v.os == "windows",
+                generation=(old.generation if old else 0) + 1,
+                boot=v.durations.boot if v.durations is not None else None,
+            )
+            return name
 
     def powered_on_at(self, vm: str) -> datetime | None:
         with self._lock:

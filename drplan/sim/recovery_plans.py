@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from drplan.sim.jobs import Job
 from drplan.sim.recovery_points import SimPoint, common_app_point, latest
-from drplan.sim.rules import FRIENDLY, OP_ALLOWED, PHASE_VIEW, SimError
+from drplan.sim.rules import FRIENDLY, OP_ALLOWED, SimError, phase_view
 
 if TYPE_CHECKING:
     from drplan.sim.items import Item
@@ -26,6 +26,7 @@ class RecoveryPlan:
     current_job: str | None = None
     last_job: str | None = None
     last_unplanned_failover_time: datetime | None = None
+    last_planned_failover_time: datetime | None = None
     last_test_failover_time: datetime | None = None
     test_waiting: bool = False
 
@@ -95,7 +96,12 @@ class RecoveryPlans:
         if not sets:
             return []
         common = set.intersection(*sets) - {"DisableProtection"}
+        if self._modernized_in(plan):  # plan-level reprotect does not exist on the modernized stack
+            common.discard(OP_ALLOWED["reProtect"])
         return [op for op in OP_ALLOWED.values() if op in common]
+
+    def _modernized_in(self, plan: RecoveryPlan) -> list[str]:
+        return [vm for vm in plan.items if self.estate.vm(vm).provider == "modernized"]
 
     def plan_action(self, op: str, plan: RecoveryPlan, body: dict) -> Job:
         with self.lock:
@@ -106,6 +112,15 @@ class RecoveryPlans:
                     "OperationInProgress",
                     f"{FRIENDLY[op]} of recovery plan '{plan.name}' refused: job {plan.current_job} "
                     "is still running",
+                )
+            modern = self._modernized_in(plan)
+            if op == "reProtect" and modern:
+                raise SimError(
+                    400,
+                    "OperationNotSupported",
+                    f"Reprotect of recovery plan '{plan.name}' refused: recovery-plan reprotect is for "
+                    "deprecated scenarios and does not exist for InMageRcm / InMageRcmFailback items "
+                    f"({', '.join(modern)}); reprotect each protected item",
                 )
             fault = self._match_fault(op, plan.name, "request")
             if fault:
@@ -160,12 +175,12 @@ class RecoveryPlans:
         groups: dict[str, dict[str, list[SimPoint]]] = {}
         for it in items:
             vm = self.vm_of(it)
-            provider = PHASE_VIEW[vm.phase][0]
+            provider = phase_view(vm)[0]
             spec = by_type.get(provider, {})
             rp_type = spec.get("recoveryPointType") or ("LatestTime" if provider == "InMage" else "Latest")
             pts = self.points(it)
             app = rp_type in ("LatestTag", "LatestApplicationConsistent")
-            multi = app and (provider == "InMage" or spec.get("useMultiVmSyncPoint") == "True")
+            multi = app and (provider == "InMage" or spec.get("useMultiVmSyncPoint") in ("True", "Enable"))
             if multi and vm.replication_group:
                 groups.setdefault(vm.replication_group, {})[vm.name] = pts
                 continue

@@ -34,6 +34,32 @@ PHASE_VIEW: dict[Phase, tuple[str, str, str, str]] = {
     Phase.reprotected_to_azure: ("InMageAzureV2", "Protected", "Protected", "Primary"),
     Phase.unknown: ("InMageAzureV2", "Unknown", "Unknown", "Primary"),
 }
+# The same phases on the modernized stack: InMageRcm forward, InMageRcmFailback back (planned failover).
+RCM_PHASE_VIEW: dict[Phase, tuple[str, str, str, str]] = {
+    Phase.replicating_to_azure: ("InMageRcm", "Protected", "Protected", "Primary"),
+    Phase.failed_over_to_azure: ("InMageRcm", "UnplannedFailoverCommitted", "Failover committed", "Recovery"),
+    Phase.reprotected_to_onprem: ("InMageRcmFailback", "Protected", "Protected", "Primary"),
+    Phase.failback_in_progress: (
+        "InMageRcmFailback",
+        "PlannedFailoverInProgress",
+        "Planned failover in progress",
+        "Primary",
+    ),
+    Phase.failed_back: (
+        "InMageRcmFailback",
+        "PlannedFailoverCommitRequired",
+        "Planned failover finished",
+        "Recovery",
+    ),
+    Phase.committed: (
+        "InMageRcmFailback",
+        "PlannedFailoverStatesBegin",
+        "Planned failover committed",
+        "Recovery",
+    ),
+    Phase.reprotected_to_azure: ("InMageRcm", "Protected", "Protected", "Primary"),
+    Phase.unknown: ("InMageRcm", "Unknown", "Unknown", "Primary"),
+}
 REPLICATING = {
     Phase.replicating_to_azure,
     Phase.reprotected_to_onprem,
@@ -48,6 +74,8 @@ OP_ALLOWED = {
     "reProtect": "ReverseReplicate",
     "testFailover": "TestFailover",
     "testFailoverCleanup": "TestFailoverCleanup",
+    "plannedFailover": "PlannedFailover",
+    "applyRecoveryPoint": "ChangePit",
 }
 SCENARIO = {
     "unplannedFailover": "UnplannedFailover",
@@ -56,6 +84,8 @@ SCENARIO = {
     "reProtect": "ReverseReplication",
     "testFailover": "TestFailover",
     "testFailoverCleanup": "TestFailoverCleanup",
+    "plannedFailover": "PlannedFailover",
+    "applyRecoveryPoint": "ApplyRecoveryPoint",
 }
 FRIENDLY = {
     "unplannedFailover": "Unplanned failover",
@@ -64,6 +94,8 @@ FRIENDLY = {
     "reProtect": "Reprotect",
     "testFailover": "Test failover",
     "testFailoverCleanup": "Test failover cleanup",
+    "plannedFailover": "Planned failover",
+    "applyRecoveryPoint": "Change recovery point",
 }
 _W2008R2SP1 = re.compile(r"2008\s*R2.*SP\s*1", re.IGNORECASE)
 AGENT_NOT_INSTALLED = "AgentNotInstalled"
@@ -76,6 +108,11 @@ class SimError(Exception):
         self.status, self.code, self.message = status, code, message
         self.details = details or []
         super().__init__(f"({code}) {message}")
+
+
+def phase_view(vm: Vm) -> tuple[str, str, str, str]:
+    """ASR's view of ``vm``'s phase on its stack: (provider, protectionState, description, activeLocation)."""
+    return (RCM_PHASE_VIEW if vm.provider == "modernized" else PHASE_VIEW)[vm.phase]
 
 
 def describe(phase: Phase) -> str:
@@ -91,6 +128,27 @@ def describe(phase: Phase) -> str:
     }[phase]
 
 
+def moved_problems(vm: Vm, what: str) -> list[tuple[str, str]]:
+    """Refusals of a VM that was migrated or moved to another resource group."""
+    out = []
+    if vm.migrated:
+        out.append(("VmMigrated", f"{what} refused: the VM was migrated"))
+    if vm.moved_resource_group:
+        out.append(
+            ("VmMovedToAnotherResourceGroup", f"{what} refused: the VM was moved to another resource group")
+        )
+    return out
+
+
+def raise_problems(problems: list[tuple[str, str]]) -> None:
+    """Refuse with the first problem (HTTP 400), all of them in ``details``; nothing when there is none."""
+    if problems:
+        code, msg = problems[0]
+        raise SimError(
+            400, code, msg if len(problems) == 1 else f"{msg} (and {len(problems) - 1} more)", problems
+        )
+
+
 class Rules:
     """The engine's refusals: what ASR allows in each phase and what it checks in a request (a mixin of
     :class:`drplan.sim.lifecycle.Engine`)."""
@@ -104,8 +162,19 @@ class Rules:
         out = [OP_ALLOWED[op] for op in OP_ALLOWED if self._transition(item, vm, op)[0] is not None]
         return out if item.test_state == "WaitingForCompletion" else out + ["DisableProtection"]
 
+    def _refuse_if_busy(self, item: Item, what: str) -> None:
+        if item.current_job and self.jobs[item.current_job].running:
+            running = self.jobs[item.current_job]
+            raise SimError(
+                409,
+                "OperationInProgress",
+                f"{what} refused: {running.friendly} job {running.name} is still running on this item",
+            )
+
     def _transition(self, item: Item, vm: Vm, op: str) -> tuple[str | None, str]:
         """(kind, reason when refused) of ``op`` on ``item`` in its current phase."""
+        if vm.provider == "modernized":
+            return self._rcm_transition(item, vm, op)
         ph = vm.phase
         if item.test_state == "WaitingForCompletion" and op != "testFailoverCleanup":
             return None, "a test failover is waiting for cleanup: run testFailoverCleanup first"
@@ -159,12 +228,10 @@ class Rules:
     ):
         vm = self.vm_of(item)
         what = f"{FRIENDLY[op]} of VM '{vm.name}'"
-        if item.current_job and self.jobs[item.current_job].running:
-            running = self.jobs[item.current_job]
-            raise SimError(
-                409,
-                "OperationInProgress",
-                f"{what} refused: {running.friendly} job {running.name} is still running on this item",
+        self._refuse_if_busy(item, what)
+        if vm.provider == "modernized":
+            return self._rcm_validate(
+                op, item, body, what=what, plan_level=plan_level, plan_points=plan_points
             )
         problems: list[tuple[str, str]] = []
         if vm.protection_disabled:
@@ -185,15 +252,7 @@ class Rules:
             "drill-onprem",
             "drill-azure",
         ):
-            if vm.migrated:
-                problems.append(("VmMigrated", f"{what} refused: the VM was migrated"))
-            if vm.moved_resource_group:
-                problems.append(
-                    (
-                        "VmMovedToAnotherResourceGroup",
-                        f"{what} refused: the VM was moved to another resource group",
-                    )
-                )
+            problems += moved_problems(vm, what)
             if vm.azure_vm_deleted and kind in ("failback", "reprotect-onprem", "drill-onprem"):
                 problems.append(
                     ("AzureVmDeleted", f"{what} refused: the failed-over VM in Azure was deleted")
@@ -255,11 +314,7 @@ class Rules:
             else:
                 point = self._choose_point(item, kind, psd, what, problems)
             ctx["point"] = point
-        if problems:
-            code, msg = problems[0]
-            raise SimError(
-                400, code, msg if len(problems) == 1 else f"{msg} (and {len(problems) - 1} more)", problems
-            )
+        raise_problems(problems)
         ctx["direction"] = props.get("failoverDirection")
         ctx["source_site_ops"] = props.get("sourceSiteOperations")
         return kind, ctx

@@ -21,11 +21,12 @@ from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, quote, urlsplit
 
-from drplan.sim import control, shapes
+from drplan.sim import compute, control, fabrics, rcm_shapes, shapes
 from drplan.sim.audit import Audit
 from drplan.sim.clock import SimClock
 from drplan.sim.estate import Estate
 from drplan.sim.faults import FaultInjector
+from drplan.sim.items import Item
 from drplan.sim.lifecycle import Engine
 from drplan.sim.responses import Response
 from drplan.sim.rules import OP_ALLOWED, SimError
@@ -111,6 +112,9 @@ ROUTES = [
     ),
     _r("GET", f"{_ITEM}/recoveryPoints", "RecoveryPoints_ListByReplicationProtectedItems", "points"),
     _r("GET", f"{_ITEM}/recoveryPoints/{_SEG}", "RecoveryPoints_Get", "point"),
+    _r("GET", "/replicationAppliances", "ReplicationAppliances_List", "appliances"),
+    _r("GET", "/replicationPolicies", "ReplicationPolicies_List", "policies"),
+    _r("GET", f"/replicationPolicies/{_SEG}", "ReplicationPolicies_Get", "policy"),
     _r("GET", "/replicationJobs", "ReplicationJobs_List", "jobs"),
     _r("GET", f"/replicationJobs/{_SEG}", "ReplicationJobs_Get", "job"),
     _r("GET", "/replicationRecoveryPlans", "ReplicationRecoveryPlans_List", "plans"),
@@ -130,6 +134,11 @@ ROUTES = [
         "plan_result",
     ),
 ]
+_COMPUTE = re.compile(
+    r"^/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/Microsoft\.Compute"
+    r"/virtualMachines/(?P<vm>[^/]+)$",
+    re.IGNORECASE,
+)
 _FILTER_CLAUSE = re.compile(r"^\s*(\w+)\s+eq\s+'([^']*)'\s*$", re.IGNORECASE)
 
 
@@ -234,6 +243,11 @@ class Api:
             sim.request_counts[(method, "DrplanSim")] += 1
             _TL.route = "DrplanSim"
             return control.dispatch(sim.clock, sim.engine.site, method, url.path, raw)
+        cm = _COMPUTE.match(url.path)
+        if cm and method == "GET":
+            sim.request_counts[(method, "VirtualMachines_Get")] += 1
+            _TL.route = "VirtualMachines_Get"
+            return self._compute_vm(cm, query)
         m = _PREFIX.match(url.path)
         route, args = None, ()
         if m:
@@ -319,6 +333,50 @@ class Api:
                     )
                 return Response(exc.status, shapes.error(exc.code, exc.message, exc.details))
 
+    def _compute_vm(self, m: re.Match, query: dict) -> Response:
+        """``VirtualMachines_Get`` (compute api-version :data:`compute.COMPUTE_API_VERSION`)."""
+        v, name = self.estate.vault, m.group("vm")
+        if (m.group("sub").lower(), m.group("rg").lower()) != (
+            v.subscription_id.lower(),
+            v.resource_group.lower(),
+        ):
+            return Response(
+                404,
+                shapes.error(
+                    "ResourceGroupNotFound", f"Resource group '{m.group('rg')}' could not be found."
+                ),
+            )
+        if query.get("api-version") != compute.COMPUTE_API_VERSION:
+            return Response(
+                400,
+                shapes.error(
+                    "InvalidApiVersionParameter",
+                    f"api-version {query.get('api-version')!r} is not supported for Microsoft.Compute here; "
+                    f"use {compute.COMPUTE_API_VERSION}",
+                ),
+            )
+        expand = query.get("$expand")
+        if expand not in (None, "instanceView"):
+            return Response(400, shapes.error("InvalidParameter", f"$expand {expand!r} is not supported"))
+        fault = self.injector.draw()
+        if fault:
+            headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
+            return Response(fault.status, shapes.error(fault.code, fault.message), headers)
+        with self.engine.lock:
+            self.engine.tick()
+            found = compute.azure_vms(self.engine).get(name.lower())
+            if found is None:
+                return Response(
+                    404,
+                    shapes.error(
+                        "ResourceNotFound",
+                        f"The Resource 'Microsoft.Compute/virtualMachines/{name}' under resource group "
+                        f"'{m.group('rg')}' was not found.",
+                    ),
+                )
+            it, kind = found
+            return Response(200, compute.virtual_machine(self.engine, it, kind, expand=expand is not None))
+
     # -- helpers ---------------------------------------------------------------------------------------------
     def _page(self, values: list[dict], query: dict, path: str, base: str) -> Response:
         try:
@@ -335,21 +393,8 @@ class Api:
             body["nextLink"] = link
         return Response(200, body)
 
-    def _check_fabric(self, fabric: str, container: str | None = None) -> None:
-        cs = self.estate.configuration_server
-        if fabric.lower() != cs.fabric.lower():
-            raise SimError(404, "NotFound", f"fabric {fabric!r} not found")
-        if container is not None and container.lower() != cs.container.lower():
-            raise SimError(
-                404, "NotFound", f"protection container {container!r} not found in fabric {fabric!r}"
-            )
-
-    def _item(self, args):
-        self._check_fabric(args[0], args[1])
-        it = self.engine.item_by_name(args[2])
-        if it is None:
-            raise SimError(404, "NotFound", f"replication protected item {args[2]!r} not found")
-        return it
+    def _item(self, args) -> Item:
+        return fabrics.item_in(self.engine, args[0], args[1], args[2])
 
     def _lro(self, job, base: str, path: str) -> Response:
         engine = self.engine
@@ -407,49 +452,65 @@ class Api:
         self._audit_request(name, args, body, **fields)
 
     # -- handlers --------------------------------------------------------------------------------------------
+    def _stacks(self, args) -> list[fabrics.Stack]:
+        """The stacks a list covers: the fabric named in the path, or every one."""
+        return [fabrics.stack(self.engine, args[0])] if args else fabrics.stacks(self.engine)
+
     def _h_fabrics(self, query, path, base, **_):
-        return self._page([shapes.fabric(self.engine)], query, path, base)
+        return self._page([s.render_fabric(self.engine) for s in self._stacks(())], query, path, base)
 
     def _h_fabric(self, args, **_):
-        self._check_fabric(args[0])
-        return Response(200, shapes.fabric(self.engine))
+        return Response(200, fabrics.stack(self.engine, args[0]).render_fabric(self.engine))
 
     def _h_vcenters(self, args, query, path, base, **_):
-        if args:
-            self._check_fabric(args[0])
-        return self._page([shapes.vcenter(self.engine)], query, path, base)
+        return self._page([s.render_vcenter(self.engine) for s in self._stacks(args)], query, path, base)
 
     def _h_vcenter(self, args, **_):
-        self._check_fabric(args[0])
+        s = fabrics.stack(self.engine, args[0])
         if args[1].lower() != self.estate.vcenter.name.lower():
             raise SimError(404, "NotFound", f"vCenter {args[1]!r} not found")
-        return Response(200, shapes.vcenter(self.engine))
+        return Response(200, s.render_vcenter(self.engine))
 
     def _h_containers(self, args, query, path, base, **_):
-        if args:
-            self._check_fabric(args[0])
-        return self._page([shapes.container(self.engine)], query, path, base)
+        return self._page([s.render_container(self.engine) for s in self._stacks(args)], query, path, base)
 
     def _h_container(self, args, **_):
-        self._check_fabric(args[0], args[1])
-        return Response(200, shapes.container(self.engine))
+        return Response(200, fabrics.stack(self.engine, args[0], args[1]).render_container(self.engine))
 
     def _h_providers(self, args, query, path, base, **_):
-        if args:
-            self._check_fabric(args[0])
-        return self._page([shapes.provider(self.engine)], query, path, base)
+        values = [p for s in self._stacks(args) for p in s.render_providers(self.engine)]
+        return self._page(values, query, path, base)
 
     def _h_provider(self, args, **_):
-        self._check_fabric(args[0])
-        if args[1].lower() != self.estate.configuration_server.name.lower():
+        s = fabrics.stack(self.engine, args[0])
+        found = [p for p in s.render_providers(self.engine) if p["name"].lower() == args[1].lower()]
+        if not found:
             raise SimError(404, "NotFound", f"recovery services provider {args[1]!r} not found")
-        return Response(200, shapes.provider(self.engine))
+        return Response(200, found[0])
 
     def _h_items(self, args, query, path, base, **_):
-        if args:
-            self._check_fabric(args[0], args[1])
         e = self.engine
-        return self._page([shapes.item(e, it) for it in e.item_list()], query, path, base)
+        its = e.item_list()
+        if args:
+            s = fabrics.stack(e, args[0], args[1])
+            its = [it for it in its if e.vm_of(it).provider == s.provider]
+        return self._page([shapes.item(e, it) for it in its], query, path, base)
+
+    def _h_appliances(self, query, path, base, **_):
+        return self._page(rcm_shapes.appliances(self.engine), query, path, base)
+
+    def _h_policies(self, query, path, base, **_):
+        return self._page(self._policies(), query, path, base)
+
+    def _h_policy(self, args, **_):
+        found = [p for p in self._policies() if p["name"].lower() == args[0].lower()]
+        if not found:
+            raise SimError(404, "NotFound", f"replication policy {args[0]!r} not found")
+        return Response(200, found[0])
+
+    def _policies(self) -> list[dict]:
+        e = self.engine
+        return rcm_shapes.policies(e, classic=e.serves_classic, modernized=e.serves_modernized)
 
     def _h_item(self, args, **_):
         return Response(200, shapes.item(self.engine, self._item(args)))

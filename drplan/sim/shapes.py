@@ -5,79 +5,36 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from drplan.observed import Phase
+from drplan.sim import rcm_shapes
 from drplan.sim.conditions import Condition, item_conditions
 from drplan.sim.items import Item
 from drplan.sim.jobs import Job
 from drplan.sim.lifecycle import Engine
 from drplan.sim.recovery_plans import RecoveryPlan
 from drplan.sim.recovery_points import SimPoint, latest
-from drplan.sim.rules import PHASE_VIEW
+from drplan.sim.rules import phase_view
+from drplan.sim.wire import (
+    AZURE,
+    IDLE_TIME,
+    T_CONTAINER,
+    T_FABRIC,
+    T_ITEM,
+    T_JOB,
+    T_PLAN,
+    T_POINT,
+    T_PROVIDER,
+    clean,
+    error,
+    health_error,
+    iso,
+    vcenter_body,
+)
 
-T_FABRIC = "Microsoft.RecoveryServices/vaults/replicationFabrics"
-T_CONTAINER = f"{T_FABRIC}/replicationProtectionContainers"
-T_ITEM = f"{T_CONTAINER}/replicationProtectedItems"
-T_POINT = f"{T_ITEM}/recoveryPoints"
-T_VCENTER = f"{T_FABRIC}/replicationvCenters"
-T_PROVIDER = f"{T_FABRIC}/replicationRecoveryServicesProviders"
-T_JOB = "Microsoft.RecoveryServices/vaults/replicationJobs"
-T_PLAN = "Microsoft.RecoveryServices/vaults/replicationRecoveryPlans"
-IDLE_TIME = "1753-01-01T01:01:01Z"
-AZURE = "Microsoft Azure"
-
-
-def iso(t: datetime | None) -> str | None:
-    if t is None:
-        return None
-    return t.isoformat().replace("+00:00", "Z")
-
-
-def clean(d):
-    """Drop ``None`` values recursively (the SDK omits them too)."""
-    if isinstance(d, dict):
-        return {k: clean(v) for k, v in d.items() if v is not None}
-    if isinstance(d, list):
-        return [clean(v) for v in d]
-    return d
-
-
-def error(code: str, message: str, details: list[tuple[str, str]] | None = None) -> dict:
-    body: dict = {"code": code, "message": message}
-    if details and len(details) > 1:
-        body["details"] = [{"code": c, "message": m} for c, m in details]
-    return {"error": body}
-
-
-def _health_error(
-    code: str,
-    summary: str,
-    message: str,
-    now: datetime,
-    entity: str,
-    *,
-    source: str = "ConfigurationServer",
-    causes: str | None = None,
-    action: str | None = None,
-) -> dict:
-    return clean(
-        {
-            "errorSource": source,
-            "errorType": "Error",
-            "errorLevel": "Error",
-            "errorCategory": "Configuration",
-            "errorCode": code,
-            "summaryMessage": summary,
-            "errorMessage": message,
-            "possibleCauses": causes,
-            "recommendedAction": action,
-            "creationTimeUtc": iso(now),
-            "entityId": entity,
-            "innerHealthErrors": [],
-        }
-    )
+__all__ = ["clean", "error", "iso"]
 
 
 def _condition_error(c: Condition, now: datetime, entity: str) -> dict:
-    return _health_error(
+    return health_error(
         c.code,
         c.summary,
         c.message,
@@ -104,7 +61,7 @@ def fabric(e: Engine) -> dict:
             []
             if not m.snapshots
             else [
-                _health_error(
+                health_error(
                     "MasterTargetSnapshots",
                     "The master target has snapshots",
                     f"Master target {m.name} has {m.snapshots} snapshot(s); reprotect will fail",
@@ -180,7 +137,7 @@ def fabric(e: Engine) -> dict:
         []
         if cs.connected
         else [
-            _health_error(
+            health_error(
                 "ConfigurationServerNotConnected",
                 "The configuration server is not connected",
                 f"Configuration server {cs.name} has not sent a heartbeat since {hb}",
@@ -241,42 +198,17 @@ def container(e: Engine) -> dict:
 
 
 def vcenter(e: Engine) -> dict:
-    est, now = e.estate, e.clock.now()
-    vc = est.vcenter
-    errs = (
-        []
-        if vc.connected
-        else [
-            _health_error(
-                "VCenterNotConnected",
-                "vCenter is not reachable",
-                f"The configuration server cannot reach vCenter {vc.host}",
-                now,
-                vc.name,
-            )
-        ]
-    )
+    est = e.estate
     ps = est.process_servers[0].name if est.process_servers else est.configuration_server.name
-    return clean(
-        {
-            "id": f"{e.fabric_id}/replicationvCenters/{vc.name}",
-            "name": vc.name,
-            "type": T_VCENTER,
-            "location": est.vault.location,
-            "properties": {
-                "friendlyName": vc.name,
-                "internalId": vc.name,
-                "lastHeartbeat": iso(now),
-                "discoveryStatus": "Completed" if vc.connected else "Failed",
-                "processServerId": e.ps_id(ps),
-                "ipAddress": vc.host,
-                "infrastructureId": f"vcenter-{vc.name}",
-                "port": str(vc.port),
-                "runAsAccountId": "1",
-                "fabricArmResourceName": est.configuration_server.fabric,
-                "healthErrors": errs,
-            },
-        }
+    return vcenter_body(
+        est.vcenter,
+        now=e.clock.now(),
+        fabric_id=e.fabric_id,
+        fabric=est.configuration_server.fabric,
+        location=est.vault.location,
+        process_server_id=e.ps_id(ps),
+        run_as_account_id="1",
+        seen_by="The configuration server",
     )
 
 
@@ -321,7 +253,10 @@ def _scenario(e: Engine, job_name: str | None) -> dict:
 def item(e: Engine, it: Item) -> dict:
     est, now = e.estate, e.clock.now()
     vm = e.vm_of(it)
-    provider_name, state, desc, location = PHASE_VIEW[vm.phase]
+    modern = vm.provider == "modernized"
+    provider_name, state, desc, location = phase_view(vm)
+    if modern and vm.phase == Phase.failed_over_to_azure and it.commit_pending:
+        state, desc = "UnplannedFailoverCommitPendingStatesBegin", "Failover completed"
     if vm.protection_disabled:
         state, desc = "Unprotected", "Protection disabled"
     running = it.current_job if it.current_job and e.jobs[it.current_job].running else None
@@ -332,11 +267,15 @@ def item(e: Engine, it: Item) -> dict:
     newest = pts[0] if pts else None
     test_desc = {"WaitingForCompletion": "Waiting for user input", "MarkedForDeletion": "Cleaned up"}
     health_errors = [
-        _condition_error(c, now, it.name) for c in item_conditions(vm, est.configuration_server.name)
+        _condition_error(c, now, it.name)
+        for c in item_conditions(vm, est.configuration_server.name)
+        if not (modern and c.code == "VmNotFoundInConfigurationServer")
     ]
+    if modern:
+        health_errors += rcm_shapes.item_health_errors(e, it)
     if vm.replication_health != "Normal":
         health_errors.append(
-            _health_error(
+            health_error(
                 "ReplicationUnhealthy",
                 "Replication is not healthy",
                 f"Replication health of {vm.name} is {vm.replication_health}",
@@ -344,18 +283,26 @@ def item(e: Engine, it: Item) -> dict:
                 it.name,
             )
         )
-    policy = "policy-failback" if provider_name == "InMage" else "policy-to-azure"
+    if modern:
+        site = est.modernized
+        back = provider_name == "InMageRcmFailback"
+        policy = it.policy or (site.policy_failback if back else site.policy_to_azure)
+        fabric_name, provider_ref, container_name = site.vmware_site, vm.appliance, site.container
+    else:
+        policy = "policy-failback" if provider_name == "InMage" else "policy-to-azure"
+        cs = est.configuration_server
+        fabric_name, provider_ref, container_name = cs.name, cs.name, cs.container
     props = {
         "friendlyName": vm.name,
         "protectedItemType": "VMwareVirtualMachine" if vm.machine_type == "vmware" else "PhysicalMachine",
-        "protectableItemId": f"{e.container_id}/replicationProtectableItems/{it.name}",
-        "recoveryServicesProviderId": f"{e.fabric_id}/replicationRecoveryServicesProviders/"
-        f"{est.configuration_server.name}",
-        "primaryFabricFriendlyName": est.configuration_server.name,
-        "primaryFabricProvider": "VMware",
+        "protectableItemId": f"{e.item_container_id(it)}/replicationProtectableItems/{it.name}",
+        "recoveryServicesProviderId": f"{e.item_fabric_id(it)}/replicationRecoveryServicesProviders/"
+        f"{provider_ref}",
+        "primaryFabricFriendlyName": fabric_name,
+        "primaryFabricProvider": "InMageRcm" if modern else "VMware",
         "recoveryFabricFriendlyName": AZURE,
         "recoveryFabricId": AZURE,
-        "primaryProtectionContainerFriendlyName": est.configuration_server.container,
+        "primaryProtectionContainerFriendlyName": container_name,
         "recoveryProtectionContainerFriendlyName": AZURE,
         "protectionState": state,
         "protectionStateDescription": desc,
@@ -372,7 +319,13 @@ def item(e: Engine, it: Item) -> dict:
         "lastSuccessfulTestFailoverTime": iso(it.last_test_failover_time),
         "currentScenario": scenario,
         "failoverRecoveryPointId": e.point_id(it, it.failover_point) if it.failover_point else None,
-        "providerSpecificDetails": _provider_details(e, it, provider_name, newest, pts),
+        "providerSpecificDetails": _provider_details(e, it, provider_name, newest, pts)
+        if not modern
+        else (
+            rcm_shapes.failback_details(e, it)
+            if provider_name == "InMageRcmFailback"
+            else rcm_shapes.forward_details(e, it, newest)
+        ),
         "recoveryContainerId": AZURE,
     }
     return clean(
@@ -451,19 +404,28 @@ def _provider_details(
 
 
 def point(e: Engine, it: Item, p: SimPoint) -> dict:
-    return {
-        "id": e.point_id(it, p.name),
-        "name": p.name,
-        "type": T_POINT,
-        "properties": {
-            "recoveryPointTime": iso(p.time),
-            "recoveryPointType": p.type,
-            "providerSpecificDetails": {
-                "instanceType": "InMageAzureV2",
-                "isMultiVmSyncPoint": "True" if p.multi_vm_sync else "False",
+    """A recovery point; an InMageRcmFailback item's points carry no provider details (the spec has none)."""
+    provider = phase_view(e.vm_of(it))[0]
+    details = (
+        None
+        if provider == "InMageRcmFailback"
+        else {
+            "instanceType": "InMageRcm" if provider == "InMageRcm" else "InMageAzureV2",
+            "isMultiVmSyncPoint": "True" if p.multi_vm_sync else "False",
+        }
+    )
+    return clean(
+        {
+            "id": e.point_id(it, p.name),
+            "name": p.name,
+            "type": T_POINT,
+            "properties": {
+                "recoveryPointTime": iso(p.time),
+                "recoveryPointType": p.type,
+                "providerSpecificDetails": details,
             },
-        },
-    }
+        }
+    )
 
 
 # -- jobs and plans ------------------------------------------------------------------------------------------
@@ -508,7 +470,7 @@ def job(e: Engine, j: Job) -> dict:
         "RecoveryFabricProviderId": "Azure",
     }
     details: dict = {"instanceType": "AsrJobDetails", "affectedObjectDetails": affected}
-    if j.op in ("unplannedFailover", "testFailover"):
+    if j.op in ("unplannedFailover", "plannedFailover", "testFailover"):
         items = []
         for vm in j.items:
             it = e.items[vm]
@@ -525,7 +487,7 @@ def job(e: Engine, j: Job) -> dict:
                 )
             )
         details = {
-            "instanceType": "FailoverJobDetails" if j.op == "unplannedFailover" else "TestFailoverJobDetails",
+            "instanceType": "TestFailoverJobDetails" if j.op == "testFailover" else "FailoverJobDetails",
             "affectedObjectDetails": affected,
             "protectedItemDetails": items,
         }
@@ -595,16 +557,20 @@ def plan(e: Engine, p: RecoveryPlan) -> dict:
         }
         for g in groups
     ]
-    providers = sorted({PHASE_VIEW[e.estate.vm(vm).phase][0] for vm in p.items})
+    providers = sorted({phase_view(e.estate.vm(vm))[0] for vm in p.items})
+    modern = bool(p.items) and all(e.estate.vm(vm).provider == "modernized" for vm in p.items)
     props = {
         "friendlyName": p.name,
         "primaryFabricId": p.primary_fabric_id,
-        "primaryFabricFriendlyName": e.estate.configuration_server.name,
+        "primaryFabricFriendlyName": e.estate.modernized.vmware_site
+        if modern
+        else e.estate.configuration_server.name,
         "recoveryFabricId": p.recovery_fabric_id,
         "recoveryFabricFriendlyName": AZURE,
         "failoverDeploymentModel": p.deployment_model,
         "replicationProviders": providers,
         "allowedOperations": e.plan_allowed_ops(p),
+        "lastPlannedFailoverTime": iso(p.last_planned_failover_time),
         "lastUnplannedFailoverTime": iso(p.last_unplanned_failover_time),
         "lastTestFailoverTime": iso(p.last_test_failover_time),
         "currentScenario": _scenario(e, running or (p.last_job if p.test_waiting else None)),

@@ -20,6 +20,8 @@ class Transitions:
     """What each job kind changes (a mixin of :class:`drplan.sim.lifecycle.Engine`)."""
 
     def _on_start(self, kind: str, item: Item, ctx: dict, now: datetime, job: Job) -> None:
+        if kind.startswith("rcm-"):
+            return self._rcm_on_start(kind, item, ctx, now, job)
         vm = self.vm_of(item)
         if kind == "failback":
             item.prev_phase = vm.phase
@@ -34,6 +36,8 @@ class Transitions:
                 self.site.power_off(vm.vcenter_vm)
 
     def _steps(self, kind: str, ctxs: dict[str, dict]):
+        if kind.startswith("rcm-"):
+            return self._rcm_steps(kind, ctxs)
         site = self.site
         est = self.estate
 
@@ -176,6 +180,7 @@ class Transitions:
                 item.azure_vm = "running"
                 item.failover_point = None
                 item.stopped_at = None
+                item.planned_failover_status = "Cancelled"  # shown by InMageRcmFailback items
                 self.vm_of(item).phase = Phase.reprotected_to_onprem
 
             return [

@@ -10,7 +10,7 @@ from azure.mgmt.recoveryservicessiterecovery import SiteRecoveryManagementClient
 from azure.mgmt.recoveryservicessiterecovery import models as m
 
 from drplan.sim import Estate, start_simulator
-from drplan.sim.estate import MasterTarget, ProcessServer, Vm
+from drplan.sim.estate import Appliance, MasterTarget, ProcessServer, Vm
 
 from .specval import SpecValidator
 
@@ -198,3 +198,169 @@ class Asr:
 @pytest.fixture
 def asr(sim) -> Asr:
     return Asr(sim)
+
+
+def modern_estate(**settings) -> Estate:
+    """The small estate on the modernized stack: db-01/db-02 (group 'db') and web-01 failed over to Azure
+    and committed (where a failback starts), app-01 replicating to Azure; two appliances."""
+    return Estate(
+        appliances=[
+            Appliance(name="appliance-01", ip="10.0.2.10", datastores=["datastore1", "datastore2"]),
+            Appliance(name="appliance-02", ip="10.0.2.11", datastores=["datastore1"]),
+        ],
+        vms=[
+            Vm(
+                name="db-01",
+                os="windows",
+                replication_group="db",
+                provider="modernized",
+                appliance="appliance-01",
+                phase="failed-over-to-azure",
+                ip="10.20.0.11",
+                disks=2,
+            ),
+            Vm(
+                name="db-02",
+                os="windows",
+                replication_group="db",
+                provider="modernized",
+                appliance="appliance-01",
+                phase="failed-over-to-azure",
+                ip="10.20.0.12",
+            ),
+            Vm(
+                name="web-01",
+                vcenter_name="WEB01",
+                os="linux",
+                provider="modernized",
+                appliance="appliance-01",
+                phase="failed-over-to-azure",
+                ip="10.20.0.21",
+            ),
+            Vm(
+                name="app-01",
+                os="linux",
+                provider="modernized",
+                appliance="appliance-02",
+                phase="replicating-to-azure",
+                ip="10.20.0.31",
+            ),
+        ],
+        **settings,
+    )
+
+
+class Rcm(Asr):
+    """The modernized cycle through the real SDK: InMageRcm forward, InMageRcmFailback back."""
+
+    def reprotect_back(
+        self,
+        vm: str,
+        appliance: str = "appliance-01",
+        datastore: str = "datastore1",
+        *,
+        log_storage: str | None = None,
+        direction: str = "RecoveryToPrimary",
+        **kw,
+    ):
+        e = self.sim.engine
+        body = m.ReverseReplicationInput(
+            properties=m.ReverseReplicationInputProperties(
+                failover_direction=direction,
+                provider_specific_details=m.InMageRcmReprotectInput(
+                    reprotect_agent_id=e.component_id(appliance, "reprotectAgents"),
+                    datastore_name=datastore,
+                    log_storage_account_id=log_storage or e.log_storage_id,
+                    policy_id=e.policy_id(self.sim.estate.modernized.policy_failback),
+                ),
+            )
+        )
+        return self.client.replication_protected_items.begin_reprotect(
+            self.rg, self.vault, *self.ref(vm), body, **kw
+        ).result()
+
+    def planned_failback(self, vm: str, rp_type: str = "CrashConsistent", **kw):
+        body = m.PlannedFailoverInput(
+            properties=m.PlannedFailoverInputProperties(
+                provider_specific_details=m.InMageRcmFailbackPlannedFailoverProviderInput(
+                    recovery_point_type=rp_type
+                )
+            )
+        )
+        return self.client.replication_protected_items.begin_planned_failover(
+            self.rg, self.vault, *self.ref(vm), body, **kw
+        ).result()
+
+    def reprotect_forward(self, vm: str, appliance: str = "appliance-01", *, policy: str | None = None, **kw):
+        e = self.sim.engine
+        site = self.sim.estate.modernized
+        body = m.ReverseReplicationInput(
+            properties=m.ReverseReplicationInputProperties(
+                failover_direction="PrimaryToRecovery",
+                provider_specific_details=m.InMageRcmFailbackReprotectInput(
+                    process_server_id=e.component_id(appliance, "processServers"),
+                    policy_id=policy or e.policy_id(site.policy_to_azure),
+                    run_as_account_id=e.run_as_id(site.run_as_accounts[0]),
+                ),
+            )
+        )
+        return self.client.replication_protected_items.begin_reprotect(
+            self.rg, self.vault, *self.ref(vm), body, **kw
+        ).result()
+
+    def failover(self, vm: str, point_id: str | None = None):
+        body = m.UnplannedFailoverInput(
+            properties=m.UnplannedFailoverInputProperties(
+                failover_direction="PrimaryToRecovery",
+                source_site_operations="Required",
+                provider_specific_details=m.InMageRcmUnplannedFailoverInput(
+                    perform_shutdown="true", recovery_point_id=point_id
+                ),
+            )
+        )
+        return self.client.replication_protected_items.begin_unplanned_failover(
+            self.rg, self.vault, *self.ref(vm), body
+        ).result()
+
+    def test_network(self) -> str:
+        return (
+            f"/subscriptions/{self.sim.subscription_id}/resourceGroups/{self.rg}"
+            "/providers/Microsoft.Network/virtualNetworks/vnet-drill"
+        )
+
+    def drill(self, vm: str, point_id: str | None = None):
+        body = m.TestFailoverInput(
+            properties=m.TestFailoverInputProperties(
+                failover_direction="PrimaryToRecovery",
+                network_type="VmNetworkAsInput",
+                network_id=self.test_network(),
+                provider_specific_details=m.InMageRcmTestFailoverInput(
+                    network_id=self.test_network(), recovery_point_id=point_id
+                ),
+            )
+        )
+        return self.client.replication_protected_items.begin_test_failover(
+            self.rg, self.vault, *self.ref(vm), body
+        ).result()
+
+    def apply_point(self, vm: str, point_id: str):
+        body = m.ApplyRecoveryPointInput(
+            properties=m.ApplyRecoveryPointInputProperties(
+                recovery_point_id=point_id,
+                provider_specific_details=m.InMageRcmApplyRecoveryPointInput(recovery_point_id=point_id),
+            )
+        )
+        return self.client.replication_protected_items.begin_apply_recovery_point(
+            self.rg, self.vault, *self.ref(vm), body
+        ).result()
+
+
+@pytest.fixture
+def modern_sim():
+    with start_simulator(modern_estate(), speed=6000) as s:
+        yield s
+
+
+@pytest.fixture
+def rcm(modern_sim) -> Rcm:
+    return Rcm(modern_sim)
