@@ -62,8 +62,13 @@ def estate_from_plan(
     plan: Annotated[Path, typer.Argument(help="the plan file (YAML)", show_default=False)],
     seed: Annotated[int, typer.Option(help="seed for generated details")] = 0,
     phase: Annotated[str, typer.Option(help="initial phase of every VM")] = "reprotected-to-onprem",
+    # The default flips to modernized once the product drives the modernized failback (issue 13).
+    provider: Annotated[
+        str,
+        typer.Option(help="ASR stack: modernized (appliances, InMageRcm) or classic (configuration server)"),
+    ] = "classic",
 ) -> None:
-    """Print an estate YAML holding every VM, group and master target of PLAN (ready to fail back)."""
+    """Print an estate YAML holding every VM and group of PLAN (ready to fail back) on the PROVIDER stack."""
     from drplan.errors import PlanError
     from drplan.observed import Phase
     from drplan.plan.loader import load_plan
@@ -78,4 +83,7 @@ def estate_from_plan(
                 f"{', '.join(p.value for p in Phase if p != Phase.unknown)}"
             ]
         ) from None
-    sys.stdout.write(Estate.from_plan(load_plan(plan), seed=seed, phase=initial).to_yaml())
+    if provider not in ("modernized", "classic"):
+        raise PlanError([f"--provider: unknown provider {provider!r}; use modernized or classic"])
+    estate = Estate.from_plan(load_plan(plan), seed=seed, phase=initial, provider=provider)  # type: ignore[arg-type]
+    sys.stdout.write(estate.to_yaml())

@@ -42,7 +42,6 @@ def virtual_machine(e: Engine, it: Item, kind: str, *, expand: bool) -> dict:
     )
     ready = running and started is not None and now >= started + timedelta(seconds=e.estate.durations.boot)
     props: dict = {
-        "hardwareProfile": {"vmSize": "Standard_D2s_v3"},
         "provisioningState": "Succeeded",
         "vmId": str(uuid.uuid5(_NS, f"{kind}|{name}|{iso(started)}")),
         "timeCreated": iso(started),

@@ -179,7 +179,8 @@ class Engine(Rules, RcmRules, Transitions, RcmTransitions, JobEngine, RecoveryPl
 
     def points(self, item: Item) -> list[SimPoint]:
         vm = self.vm_of(item)
-        if vm.phase not in REPLICATING or vm.protection_disabled:
+        pending = item.commit_pending and vm.provider == "modernized"  # points to change the failover to
+        if (vm.phase not in REPLICATING and not pending) or vm.protection_disabled:
             return []
         now = self.clock.now()
         pts = points_for(

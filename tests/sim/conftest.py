@@ -12,7 +12,7 @@ from azure.mgmt.recoveryservicessiterecovery import models as m
 from drplan.sim import Estate, start_simulator
 from drplan.sim.estate import Appliance, MasterTarget, ProcessServer, Vm
 
-from .specval import SpecValidator
+from .specval import SpecValidator, compute_validator
 
 
 class StaticToken:
@@ -63,6 +63,11 @@ def small_estate(**settings) -> Estate:
 @pytest.fixture(scope="session")
 def spec() -> SpecValidator:
     return SpecValidator()
+
+
+@pytest.fixture(scope="session")
+def compute_spec() -> SpecValidator:
+    return compute_validator()
 
 
 @pytest.fixture
@@ -250,6 +255,11 @@ def modern_estate(**settings) -> Estate:
     )
 
 
+def _done(poller, kw: dict):
+    """The LRO's result, or the poller itself when the caller asked for ``polling=False``."""
+    return poller if kw.get("polling") is False else poller.result()
+
+
 class Rcm(Asr):
     """The modernized cycle through the real SDK: InMageRcm forward, InMageRcmFailback back."""
 
@@ -275,9 +285,10 @@ class Rcm(Asr):
                 ),
             )
         )
-        return self.client.replication_protected_items.begin_reprotect(
+        poller = self.client.replication_protected_items.begin_reprotect(
             self.rg, self.vault, *self.ref(vm), body, **kw
-        ).result()
+        )
+        return _done(poller, kw)
 
     def planned_failback(self, vm: str, rp_type: str = "CrashConsistent", **kw):
         body = m.PlannedFailoverInput(
@@ -287,9 +298,10 @@ class Rcm(Asr):
                 )
             )
         )
-        return self.client.replication_protected_items.begin_planned_failover(
+        poller = self.client.replication_protected_items.begin_planned_failover(
             self.rg, self.vault, *self.ref(vm), body, **kw
-        ).result()
+        )
+        return _done(poller, kw)
 
     def reprotect_forward(self, vm: str, appliance: str = "appliance-01", *, policy: str | None = None, **kw):
         e = self.sim.engine
@@ -304,9 +316,10 @@ class Rcm(Asr):
                 ),
             )
         )
-        return self.client.replication_protected_items.begin_reprotect(
+        poller = self.client.replication_protected_items.begin_reprotect(
             self.rg, self.vault, *self.ref(vm), body, **kw
-        ).result()
+        )
+        return _done(poller, kw)
 
     def failover(self, vm: str, point_id: str | None = None):
         body = m.UnplannedFailoverInput(
@@ -328,7 +341,7 @@ class Rcm(Asr):
             "/providers/Microsoft.Network/virtualNetworks/vnet-drill"
         )
 
-    def drill(self, vm: str, point_id: str | None = None):
+    def drill(self, vm: str, point_id: str | None = None, **kw):
         body = m.TestFailoverInput(
             properties=m.TestFailoverInputProperties(
                 failover_direction="PrimaryToRecovery",
@@ -339,9 +352,10 @@ class Rcm(Asr):
                 ),
             )
         )
-        return self.client.replication_protected_items.begin_test_failover(
-            self.rg, self.vault, *self.ref(vm), body
-        ).result()
+        poller = self.client.replication_protected_items.begin_test_failover(
+            self.rg, self.vault, *self.ref(vm), body, **kw
+        )
+        return _done(poller, kw)
 
     def apply_point(self, vm: str, point_id: str):
         body = m.ApplyRecoveryPointInput(
@@ -364,3 +378,21 @@ def modern_sim():
 @pytest.fixture
 def rcm(modern_sim) -> Rcm:
     return Rcm(modern_sim)
+
+
+@pytest.fixture
+def exchanged(modern_sim):
+    """Responses the modernized simulator sent: (method, route, status, body)."""
+    responses: list = []
+    modern_sim.response_hook = lambda method, route, status, body: responses.append(
+        (method, route, status, body)
+    )
+    return responses
+
+
+def compute_client(sim, **kw):
+    from azure.mgmt.compute import ComputeManagementClient
+
+    return ComputeManagementClient(
+        StaticToken(), sim.subscription_id, base_url=sim.endpoint, connection_verify=sim.ca_file, **kw
+    )

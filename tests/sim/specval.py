@@ -25,17 +25,23 @@ SPEC_DIR = Path(__file__).parent / "spec"
 # service.json lives six folders below specification/ upstream: this URI keeps its relative refs valid.
 SERVICE_URI = "https://specs.local/rs/rm/ns/sr/stable/2025-08-01/service.json"
 COMMON_URI = "https://specs.local/common-types/resource-management/v5/types.json"
+# The compute excerpt (see spec/SOURCE.md) sits six folders below specification/ upstream too; its
+# common-types v3 refs resolve to the v5 copy here (TrackedResource and ErrorResponse have the same shape).
+COMPUTE_URI = "https://specs.local/compute/rm/ms/c/stable/2026-04-01/ComputeRP.json"
+COMMON_V3_URI = "https://specs.local/common-types/resource-management/v3/types.json"
 
 
 class SpecValidator:
-    def __init__(self, spec_dir: Path = SPEC_DIR):
-        self.doc = json.loads((spec_dir / "service.json").read_text())
+    def __init__(self, spec_dir: Path = SPEC_DIR, document: str = "service.json", uri: str = SERVICE_URI):
+        self.doc = json.loads((spec_dir / document).read_text())
         self.common = json.loads((spec_dir / "common-types/resource-management/v5/types.json").read_text())
         self.defs: dict = self.doc["definitions"]
+        self.uri = uri
         self.registry = Registry().with_resources(
             [
-                (SERVICE_URI, Resource(contents=self.doc, specification=DRAFT4)),
+                (uri, Resource(contents=self.doc, specification=DRAFT4)),
                 (COMMON_URI, Resource(contents=self.common, specification=DRAFT4)),
+                (COMMON_V3_URI, Resource(contents=self.common, specification=DRAFT4)),
             ]
         )
         # base definition name -> {discriminator value -> subtype name}
@@ -70,7 +76,7 @@ class SpecValidator:
             return
         self._active.add(id(instance))
         try:
-            yield from validator.descend(instance, {"$ref": f"{SERVICE_URI}#/definitions/{sub}"})
+            yield from validator.descend(instance, {"$ref": f"{self.uri}#/definitions/{sub}"})
         finally:
             self._active.discard(id(instance))
 
@@ -82,7 +88,7 @@ class SpecValidator:
         else:
             if definition not in self.defs:
                 raise KeyError(f"no definition {definition!r} in service.json")
-            ref = f"{SERVICE_URI}#/definitions/{definition}"
+            ref = f"{self.uri}#/definitions/{definition}"
         v = self.validator_cls({"$ref": ref}, registry=self.registry, format_checker=FormatChecker())
         out = [f"{'/'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}" for e in v.iter_errors(body)]
         if strict:
@@ -118,16 +124,16 @@ class SpecValidator:
             props.update(p)
             extra = extra or e
         props.update({k: (v, base) for k, v in schema.get("properties", {}).items()})
-        if "discriminator" in schema and isinstance(instance, dict) and base == SERVICE_URI:
+        if "discriminator" in schema and isinstance(instance, dict) and base == self.uri:
             name = self._base_by_id.get(id(schema))
             sub = self.subtypes.get(name or "", {}).get(instance.get(schema["discriminator"]))
             if sub and id(self.defs[sub]) not in seen:
-                p, e, _ = self._merged(self.defs[sub], SERVICE_URI, instance, seen)
+                p, e, _ = self._merged(self.defs[sub], self.uri, instance, seen)
                 props.update(p)
         return props, extra, base
 
     def unknown_properties(self, ref: str, body, path: str = "") -> list[str]:
-        return self._walk({"$ref": ref}, SERVICE_URI, body, path)
+        return self._walk({"$ref": ref}, self.uri, body, path)
 
     def _walk(self, schema: dict, base: str, inst, path: str) -> list[str]:
         out: list[str] = []
@@ -173,3 +179,8 @@ class SpecValidator:
             if p.get("in") == "body":
                 return p["schema"]["$ref"].split("/")[-1]
         return None
+
+
+def compute_validator() -> SpecValidator:
+    """The compute API's ``VirtualMachine`` (2026-04-01 excerpt) for the instance view served."""
+    return SpecValidator(document="compute/virtualMachine-excerpt.json", uri=COMPUTE_URI)
