@@ -124,6 +124,8 @@ class RcmRules:
             ctx["point"] = self._rcm_point(item, psd, what, problems, plan_level, plan_points)
         raise_problems(problems)
         assert kind is not None
+        if kind == "rcm-reprotect-onprem" and ctx.get("alternate"):
+            kind = "rcm-reprotect-alternate"  # the original VM is gone: a new one, full replication
         return kind, ctx
 
     # -- request checks --------------------------------------------------------------------------------------

@@ -81,3 +81,27 @@ def test_sim_start_with_invalid_estate_exits_2(tmp_path):
         [*DRPLAN, "sim", "start", "--estate", str(bad)], capture_output=True, text=True, timeout=60
     )
     assert r.returncode == 2 and "vms" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_sim_estate_provider_option_writes_either_stack():
+    def estate(*extra: str) -> Estate:
+        out = subprocess.run(
+            [*DRPLAN, "sim", "estate", str(ROOT / "plans/three-tier.yaml"), *extra],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout
+        return Estate.from_yaml_text(out)
+
+    default, classic, modern = estate(), estate("--provider", "classic"), estate("--provider", "modernized")
+    assert default.model_dump() == classic.model_dump()  # classic until the product drives modernized
+    assert {v.provider for v in modern.vms} == {"modernized"} and modern.appliances
+    assert [v.name for v in modern.vms] == [v.name for v in classic.vms]
+    r = subprocess.run(
+        [*DRPLAN, "sim", "estate", str(ROOT / "plans/three-tier.yaml"), "--provider", "azure"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 2 and "unknown provider 'azure'" in r.stderr

@@ -154,13 +154,18 @@ def test_full_cycle_reprotect_failback_cancel_commit_and_back_to_azure(spec, com
         )
         assert site.read_state(["WEB01"]).vms["WEB01"].power_state == "poweredOff"
         assert sim.engine.azure_vm("web-01") == "running"
-        newest_app = next(
-            p for p in rcm.points("web-01") if p.properties.recovery_point_type == "ApplicationConsistent"
-        )
         rcm.planned_failback("web-01", "ApplicationConsistent", polling=False)
+        shutdown = sim.clock.now() + timedelta(seconds=d.failback * 0.25)
         sim.clock.advance(d.failback)
         r = rcm.get("web-01").properties
-        assert r.failover_recovery_point_id == newest_app.id
+        apps = [
+            p for p in rcm.points("web-01") if p.properties.recovery_point_type == "ApplicationConsistent"
+        ]
+        newest_app = max(
+            (p for p in apps if p.properties.recovery_point_time <= shutdown),
+            key=lambda p: p.properties.recovery_point_time,
+        )
+        assert r.failover_recovery_point_id == newest_app.id  # the newest app-consistent point at shutdown
 
         # commit deletes the Azure VM; reprotect on-prem -> Azure (InMageRcmFailbackReprotectInput) once the
         # agent on the on-prem VM registered
