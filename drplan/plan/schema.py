@@ -13,7 +13,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
-_DURATION_RE = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s)?\s*$")
+# spaces only after a unit: ``\s*`` next to each other would backtrack for minutes on a long blank value
+_DURATION_RE = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)h\s*)?(?:(\d+(?:\.\d+)?)m\s*)?(?:(\d+(?:\.\d+)?)s\s*)?$")
 
 
 def parse_duration(value: object) -> float:
@@ -30,7 +31,8 @@ def parse_duration(value: object) -> float:
             h, mi, s = (float(g) if g else 0.0 for g in m.groups())
             return h * 3600 + mi * 60 + s
         raise ValueError(
-            f"invalid duration {value!r}: use a number with h, m or s, like '90s', '30m' or '1h30m'"
+            f"invalid duration {value[:40]!r}{'...' if len(value) > 40 else ''}: "
+            "use a number with h, m or s, like '90s', '30m' or '1h30m'"
         )
     raise ValueError("a duration must be like '90s', '30m' or '1h30m'")
 
@@ -212,6 +214,14 @@ class ShellHook(_HookBase):
     kind: Literal["shell"] = Field(description="shell: run a command")
     command: str = Field(min_length=1, description="the shell command; a non-zero exit fails the hook")
     timeout: Duration = Field(300.0, description="stop the command and fail the hook after this long")
+    in_simulation: bool = Field(
+        False, description="also run the command under --simulate (by default a simulation does not run it)"
+    )
+    env: tuple[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")], ...] = Field(
+        (),
+        description="environment variables passed to the command by name; it gets only PATH, HOME, LANG, "
+        "DRPLAN_PLAN, DRPLAN_HOOK, DRPLAN_MODE and these",
+    )
 
 
 class ApprovalHook(_HookBase):

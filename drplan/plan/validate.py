@@ -37,10 +37,15 @@ Locate = Callable[..., "tuple[int, int] | None"]
 
 
 def format_path(path: Iterable[str | int]) -> str:
-    """``("vms", 2, "depends_on", 0)`` -> ``vms[2].depends_on[0]``."""
+    """``("vms", 2, "depends_on", 0)`` -> ``vms[2].depends_on[0]``; a long key (an unknown one, from
+    the document) is shortened."""
     out = ""
     for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        if isinstance(part, int):
+            out += f"[{part}]"
+            continue
+        part = str(part) if len(str(part)) <= 60 else str(part)[:57] + "..."
+        out += f".{part}" if out else part
     return out
 
 
@@ -220,7 +225,7 @@ class _Checker:
                     if vc in vcenter_names:
                         where = ("vms", idx, "vcenter_name" if item.vcenter_name else "name")
                         used_by = self.where(vcenter_names[vc])
-                        self.add(where, f"vCenter VM {vc!r} is already used by {used_by}")
+                        self.add(where, f"vCenter VM {_short(vc)} is already used by {used_by}")
                     else:
                         vcenter_names[vc] = path
 
@@ -417,6 +422,12 @@ class _Checker:
             self.add(path, "a secret reference needs one of env or prefect_secret, e.g. {env: VAR}")
         elif ref.env is not None and ref.prefect_secret is not None:
             self.add(path, "a secret reference takes one of env or prefect_secret, not both")
+
+
+def _short(text: str) -> str:
+    """``repr`` of a string from the document that no schema rule bounds, shortened."""
+    shown = repr(text)
+    return shown if len(shown) <= 60 else shown[:56] + "...'"
 
 
 _COMMON_ON_STANDALONE = (

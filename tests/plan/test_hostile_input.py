@@ -134,6 +134,21 @@ def test_a_tag_or_scalar_the_loader_does_not_support_is_a_located_problem(value,
     assert seconds < SECONDS
 
 
+def test_long_scalars_are_checked_in_linear_time_and_echoed_shortened():
+    blank = "' " + " " * 200_000 + "x'"  # the duration pattern used to backtrack for minutes on this
+    long = "x" * 100_000  # aliased into many fields: each problem echoes it shortened
+    vms = "".join(
+        f"  - {{name: v{i}, os: linux, master_target: mt, vcenter_name: *long, max_data_loss: *long}}\n"
+        for i in range(200)
+    )
+    text = (
+        HEAD + VCENTER + f"master_targets: [{{name: mt, os: linux}}]\ndefaults: {{max_data_loss: {blank}}}\n"
+    )
+    problems, seconds = run_loader(text + f"long: &long {long}\nvms:\n" + vms)
+    assert len(problems) == 1 + 1 + 200 + 199 and all(len(p) < 300 for p in problems), problems[:2]
+    assert seconds < SECONDS
+
+
 def test_the_timestamp_tag_from_the_issue_exits_2_through_the_cli(tmp_path):
     path = tmp_path / "tag.yaml"
     path.write_text(BASE + "description: !!timestamp nope\n")
