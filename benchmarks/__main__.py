@@ -1,7 +1,7 @@
 """``python -m benchmarks run ...``: the makespan benchmark (see benchmarks/README.md).
 
 Other benchmarks run as modules: ``python -m benchmarks.compile_bench``,
-``python -m benchmarks.vcenter_bench``.
+``python -m benchmarks.vcenter_bench``, ``python -m benchmarks.sim_start``.
 """
 
 from __future__ import annotations
@@ -14,6 +14,12 @@ def main(argv: list[str] | None = None) -> None:
     if not argv or argv[0] in ("-h", "--help"):
         print(__doc__.strip())
         print("\ncommands:\n  run    makespan: graph schedule vs wave barriers vs sequential (run --help)")
+        print("  sim-start  drplan sim start --estate time-to-ready, 1,000-VM modernized estate (--help)")
+        return
+    if argv[0] == "sim-start":
+        from benchmarks.sim_start import main as sim_start
+
+        sim_start(argv[1:])
         return
     if argv[0] != "run":
         sys.exit(f"unknown command {argv[0]!r}: use `python -m benchmarks run --help`")

@@ -378,14 +378,17 @@ class Api:
             return Response(200, compute.virtual_machine(self.engine, it, kind, expand=expand is not None))
 
     # -- helpers ---------------------------------------------------------------------------------------------
-    def _page(self, values: list[dict], query: dict, path: str, base: str) -> Response:
+    def _page(
+        self, values: list, query: dict, path: str, base: str, render: Callable | None = None
+    ) -> Response:
+        """One page of ``values`` (rendered with ``render`` when given: only the page is rendered)."""
         try:
             skip = int(query.get("skipToken") or 0)
         except ValueError:
             return Response(400, shapes.error("InvalidSkipToken", "skipToken must be an integer"))
         size = self.page_size
         page = values[skip : skip + size]
-        body: dict = {"value": page}
+        body: dict = {"value": [render(v) for v in page] if render else page}
         if skip + size < len(values):
             link = f"{base}{path}?api-version={API_VERSION}&skipToken={skip + size}"
             if "$filter" in query:
@@ -494,7 +497,7 @@ class Api:
         if args:
             s = fabrics.stack(e, args[0], args[1])
             its = [it for it in its if e.vm_of(it).provider == s.provider]
-        return self._page([shapes.item(e, it) for it in its], query, path, base)
+        return self._page(its, query, path, base, lambda it: shapes.item(e, it))
 
     def _h_appliances(self, query, path, base, **_):
         return self._page(rcm_shapes.appliances(self.engine), query, path, base)
@@ -543,7 +546,7 @@ class Api:
     def _h_points(self, args, query, path, base, **_):
         it = self._item(args)
         e = self.engine
-        return self._page([shapes.point(e, it, p) for p in e.points(it)], query, path, base)
+        return self._page(e.points(it), query, path, base, lambda p: shapes.point(e, it, p))
 
     def _h_point(self, args, **_):
         it = self._item(args)
@@ -559,7 +562,7 @@ class Api:
         flt = query.get("$filter")
         if flt:
             jobs = [j for j in jobs if _job_matches(j, _parse_filter(flt))]
-        return self._page([shapes.job(e, j) for j in jobs], query, path, base)
+        return self._page(jobs, query, path, base, lambda j: shapes.job(e, j))
 
     def _h_job(self, args, **_):
         e = self.engine
