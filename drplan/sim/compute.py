@@ -35,7 +35,7 @@ def azure_vms(e: Engine) -> dict[str, tuple[Item, str]]:
 
 def virtual_machine(e: Engine, it: Item, kind: str, *, expand: bool) -> dict:
     vm, now = e.vm_of(it), e.clock.now()
-    name = it.test_vm if kind == "test" else vm.name
+    name = (it.test_vm if kind == "test" else None) or vm.name
     running = kind == "test" or it.azure_vm == "running"
     started: datetime | None = (
         it.last_test_failover_time if kind == "test" else (it.last_failover_time if running else None)

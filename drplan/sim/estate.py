@@ -351,9 +351,9 @@ class Estate(_M):
             for v in reversed(self.vms):
                 self._index[v.name] = v
             self._index_key = key
-        v = self._index.get(name)
-        if v is not None and (v.name == name or v.vcenter_vm == name):
-            return v
+        hit = self._index.get(name)
+        if hit is not None and (hit.name == name or hit.vcenter_vm == name):
+            return hit
         for v in self.vms:  # renamed since indexed
             if v.name == name or v.vcenter_vm == name:
                 return v

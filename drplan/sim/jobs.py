@@ -97,7 +97,7 @@ class JobEngine:
         """Run every job step whose simulated time has come, in time order."""
         with self.lock:
             now = self.clock.now()
-            heap = []
+            heap: list[tuple[datetime, int, str]] = []
             for job in self.jobs.values():
                 self._push(heap, job, now)
             while heap:

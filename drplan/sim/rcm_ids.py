@@ -5,6 +5,7 @@ storage account, as :class:`drplan.sim.lifecycle.Engine` serves them (a mixin)."
 from __future__ import annotations
 
 import uuid
+from typing import TYPE_CHECKING
 
 from drplan.sim.estate import Estate
 
@@ -25,7 +26,11 @@ class RcmIds:
     """Identity of modernized resources (a mixin of :class:`drplan.sim.lifecycle.Engine`)."""
 
     estate: Estate
-    vault_id: str
+
+    if TYPE_CHECKING:
+
+        @property
+        def vault_id(self) -> str: ...
 
     @property
     def rcm_fabric_id(self) -> str:

@@ -269,8 +269,8 @@ class RcmTransitions:
             for m, p in common.items():
                 ctxs[m]["point"] = p
             return None
-        p = latest(self.points(item), app=True)
-        if p is None:
+        newest = latest(self.points(item), app=True)
+        if newest is None:
             return ("NoRecoveryPoint", f"VM '{item.vm}' has no app-consistent recovery point")
-        c["point"] = p
+        c["point"] = newest
         return None

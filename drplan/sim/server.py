@@ -249,7 +249,8 @@ class Api:
             _TL.route = "VirtualMachines_Get"
             return self._compute_vm(cm, query)
         m = _PREFIX.match(url.path)
-        route, args = None, ()
+        route: Route | None = None
+        args: tuple[str, ...] = ()
         if m:
             rest = m.group("rest") or "/"
             for r in ROUTES:
@@ -262,7 +263,7 @@ class Api:
             name = name.format(action=_op_id(args[-1]))
         sim.request_counts[(method, name)] += 1
         _TL.route = name
-        if route is None:
+        if route is None or m is None:
             return Response(
                 404, shapes.error("NotFound", f"no such resource or operation: {method} {url.path}")
             )

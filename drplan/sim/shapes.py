@@ -103,7 +103,7 @@ def fabric(e: Engine) -> dict:
                 "osVersion": "Windows Server 2016" if m.os == "windows" else "CentOS 7",
             }
         )
-    pss = [
+    pss: list[dict] = [
         {
             "friendlyName": p.name,
             "id": e.ps_id(p.name),

@@ -32,7 +32,7 @@ class _LiveFaults(FaultInjector):
         super().__init__(estate.faults)
 
     @property
-    def faults(self) -> Faults:  # type: ignore[override]
+    def faults(self) -> Faults:
         return self._estate.faults
 
     @faults.setter
