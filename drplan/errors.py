@@ -63,6 +63,10 @@ class RecoveryPointError(DrplanError):
     """No valid recovery point exists for a unit under its policy, or the max_data_loss guard refused it."""
 
 
+class MixedPointsError(DrplanError):
+    """A replication group's members failed back to different points: the group is not committed."""
+
+
 class VCenterError(DrplanError):
     """A vCenter (or simulated on-prem site) operation failed."""
 

@@ -133,6 +133,19 @@ class DiscoveryMixin(AsrBase):
         )
         return sorted((convert.recovery_point(m) for m in models), key=lambda p: (p.time, p.id))
 
+    def recovery_point(self, ref: ItemRef, point_id: str) -> RecoveryPoint:
+        """One recovery point of the item by its id or name (the point a failover applied, say)."""
+        model = self._call(
+            ref.vm,
+            "read recovery point",
+            self._sdk.recovery_points.get,
+            ref.fabric,
+            ref.container,
+            ref.item,
+            point_id.rstrip("/").rsplit("/", 1)[-1],
+        )
+        return convert.recovery_point(model)
+
     def recovery_points_for(self, refs: Iterable[ItemRef]) -> dict[str, list[RecoveryPoint]]:
         """Recovery points of many items (ASR has no batched call: one listing per item)."""
         return {ref.vm: self.recovery_points(ref) for ref in refs}

@@ -79,24 +79,23 @@ class GroupsMixin(AsrBase):
         *,
         mode: GroupFailbackMode | str = GroupFailbackMode.per_item,
         points: Mapping[str, RecoveryPoint] | None = None,
-        policy: RecoveryPointPolicy | str = RecoveryPointPolicy.common_app_consistent,
+        point_type: str = "LatestTag",
         wait: bool = True,
         timeout: float | None = None,
     ) -> dict[str, Job]:
         """Fail a replication group back together.
 
-        ``points`` (from :func:`~drplan.recovery.points.choose_for_unit`) are required per item for the
-        app-consistent policies; by recovery plan ASR takes no point ids."""
+        Per item: each member to its point in ``points`` (a :class:`~drplan.recovery.points.PointDecision`'s
+        choices), required unless ``point_type`` is ``LatestTime``. By recovery plan ASR takes no point ids,
+        only ``point_type`` (``LatestTag``: the group's newest common multi-VM sync point; ``LatestTime``)."""
         if GroupFailbackMode(mode) is GroupFailbackMode.recovery_plan:
             name = recovery_plan_name(group)
             self.ensure_recovery_plan(name, refs)
-            job = self.plan_failback(
-                name, refs, point_type=plan_point_type(policy), wait=wait, timeout=timeout
-            )
+            job = self.plan_failback(name, refs, point_type=point_type, wait=wait, timeout=timeout)
             return {r.vm: job for r in refs}
         points = dict(points or {})
         lacking = [r.vm for r in refs if r.vm not in points]
-        if lacking and policy not in (RecoveryPointPolicy.latest, "latest"):
+        if lacking and point_type != "LatestTime":
             raise AsrError(
                 f"failback of VM {', '.join(lacking)} (replication group {group}): no recovery point chosen; "
                 "choose the group's common point with drplan.recovery.points first",

@@ -15,10 +15,10 @@ from drplan.drill.report import nothing_left, report_of
 from drplan.drill.state import DrillStopped, state, test_vm_name
 from drplan.errors import DrplanError, RecoveryPointError
 from drplan.failback import preflight as failback_preflight
-from drplan.failback.point_choice import resolve_points as resolve_failback_points
+from drplan.failback.point_choice import decide_all
 from drplan.failback.preflight import RESUMABLE
 from drplan.observed import CheckResult, Phase, VmState
-from drplan.plan.schema import format_duration
+from drplan.plan.schema import Vm, format_duration
 from drplan.recovery.site_checks import check_port_group
 from drplan.run.budgets import budget
 from drplan.run.context import SUCCESS, NodeStatus, RunContext
@@ -80,22 +80,33 @@ def resolve_points(ctx: RunContext) -> dict:
     """Each VM's point by the plan's policy, like a failback (groups: common app-consistent; standalone
     latest; overrides), without the ``max_data_loss`` refusal: the drill measures the point's age as RPO
     instead and notes where a real failback would refuse it."""
-    summary = resolve_failback_points(ctx, guard=False)
+    decisions = decide_all(ctx, guard=False)
     now, report = ctx.clock.now(), report_of(ctx)
-    ctx.state.points_resolved_at = now
+    with ctx.lock:
+        ctx.state.decisions.update(decisions)
+        ctx.state.points_resolved_at = now
     for unit in ctx.graph.units.values():
-        if unit.max_data_loss is None or report is None:
+        decision = decisions.get(unit.name)
+        if decision is None or report is None:
             continue
-        for vm in unit.vms:
-            choice = ctx.state.choices.get(vm.name)
-            if choice is not None and (now - choice.point.time).total_seconds() > unit.max_data_loss:
+        for vm, choice in decision.choices.items():
+            report.update(
+                unit.name,
+                vm,
+                point=choice.point.id,
+                point_time=choice.point.time,
+                point_kind="app-consistent" if choice.point.app_consistent else "crash-consistent",
+                point_age=decision.age(vm).total_seconds(),
+                data_loss=choice.data_loss_seconds,
+            )
+            if unit.max_data_loss is not None and decision.age(vm).total_seconds() > unit.max_data_loss:
                 report.update(
                     unit.name,
-                    vm.name,
+                    vm,
                     note=f"a failback would refuse this point: older than "
                     f"max_data_loss {format_duration(unit.max_data_loss)}",
                 )
-    return summary
+    return {unit: {vm: c.to_dict() for vm, c in d.choices.items()} for unit, d in decisions.items()}
 
 
 def blocked_graph(ctx: RunContext, node: str) -> str | None:
@@ -125,8 +136,9 @@ def test_failover_unit(ctx: RunContext, unit: str) -> dict[str, str]:
     return results
 
 
-def _test_failover_vm(ctx: RunContext, unit: str, vm) -> tuple[str, str]:
-    choice = ctx.state.choices.get(vm.name)
+def _test_failover_vm(ctx: RunContext, unit: str, vm: Vm) -> tuple[str, str]:
+    decision = ctx.state.decisions.get(unit)
+    choice = decision.choices.get(vm.name) if decision is not None else None
     net = ctx.plan.drill.test_network
     if ctx.dry_run:
         ctx.note(

@@ -7,7 +7,7 @@ from typing import Any
 
 from drplan.failback import preflight as failback_preflight
 from drplan.failback.gate import GATE, commit_gate
-from drplan.failback.point_choice import resolve_points
+from drplan.failback.point_choice import precheck_points
 from drplan.failback.unit_steps import commit_unit, failback_unit, reprotect_to_azure_unit, verify_unit
 from drplan.plan.schema import CommitPolicy
 from drplan.run.context import NodeStatus, RunContext, RunInputs
@@ -129,7 +129,7 @@ FAILBACK = RunKind(
     shape=shape,
     new_report=new_report,
     preflight=failback_preflight.preflight,
-    resolve_points=resolve_points,
+    resolve_points=precheck_points,
     outcome=outcome_line,
     result=result,
     lock_in_dry_run=False,

@@ -1,13 +1,26 @@
-"""A run's recovery points: ``--recovery-point`` overrides, then one choice per VM still to fail back."""
+"""A run's recovery points: ``--recovery-point`` overrides, the early refusal before any write, and the
+decision made for each unit immediately before its failback write, from a fresh read (and what ASR applied,
+read back after the job)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import logging
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
+from datetime import datetime
+from functools import partial
 from typing import Any
 
-from drplan.plan.schema import RecoveryPointPolicy
+from drplan.errors import DrplanError, RecoveryPointError
+from drplan.observed import ItemState, Phase, RecoveryPoint
+from drplan.plan.graph import Unit
+from drplan.plan.schema import GroupFailbackMode, RecoveryPointPolicy
+from drplan.recovery.phase import DONE_FAILBACK, phase_of
+from drplan.recovery.points import PointDecision, decide
 from drplan.run.context import RunContext
+from drplan.run.fanout import gather
+
+log = logging.getLogger(__name__)
 
 
 def parse_overrides(values: Iterable[str] | None, units: Iterable[str]) -> dict[str, RecoveryPointPolicy]:
@@ -30,7 +43,7 @@ def parse_overrides(values: Iterable[str] | None, units: Iterable[str]) -> dict[
     return out
 
 
-def _unit_for_choice(ctx: RunContext, unit, *, guard: bool):
+def _unit_for_choice(ctx: RunContext, unit: Unit, *, guard: bool) -> Unit:
     """The unit with the run's ``--recovery-point`` override, and without its guard unless ``guard``."""
     policy = ctx.inputs.overrides.get(unit.name) or ctx.inputs.overrides.get("*")
     changes: dict[str, Any] = {}
@@ -41,35 +54,144 @@ def _unit_for_choice(ctx: RunContext, unit, *, guard: bool):
     return replace(unit, **changes) if changes else unit
 
 
-def resolve_points(ctx: RunContext, *, guard: bool = True) -> dict[str, dict[str, Any]]:
-    """Choose every pending VM's point (groups: common app-consistent; standalone: latest; overrides; the
-    ``max_data_loss`` guard unless ``guard`` is off, as in a drill, which measures RPO instead).
+def decide_all(ctx: RunContext, *, guard: bool = True) -> dict[str, PointDecision]:
+    """Every unit's point decision from what preflight read, at this moment; one
+    :class:`RecoveryPointError` names every unit without a valid point. Before any write, this refuses early
+    what can already be refused; a failback decides again, freshly, right before each unit's write."""
+    out: dict[str, PointDecision] = {}
+    problems: list[str] = []
+    now = ctx.clock.now()
+    for unit in ctx.graph.units.values():
+        pending = [v.name for v in unit.vms if ctx.state.phases.get(v.name) == Phase.reprotected_to_onprem]
+        if unit.kind == "hook" or not pending:
+            continue
+        try:
+            pinned = _pinned_time(
+                ctx, unit.name, ctx.state.points_by_vm, states=ctx.state.items or None, strict=False
+            )
+            out[unit.name] = decide(
+                _unit_for_choice(ctx, unit, guard=guard),
+                {vm: ctx.state.points_by_vm.get(vm, ()) for vm in pending},
+                now=now,
+                by_recovery_plan=by_recovery_plan(ctx, unit.name) and pinned is None,
+                pinned_to=pinned,
+            )
+        except RecoveryPointError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise RecoveryPointError("\n".join(problems))
+    return out
 
-    VMs that ASR already shows failed back keep the point they were failed back to. Raises
-    :class:`RecoveryPointError` listing every unit without a valid point.
-    """
-    from drplan.recovery.points import choose_points
 
-    points_by_vm = ctx.state.points_by_vm
-    units = [
-        _unit_for_choice(ctx, u, guard=guard)
-        for u in ctx.graph.units.values()
-        if u.kind != "hook" and any(v.name in points_by_vm for v in u.vms)
-    ]
-    chosen = choose_points(units, points_by_vm, now=ctx.clock.now())
-    summary: dict[str, dict[str, Any]] = {}
-    for unit, by_vm in chosen.items():
-        for vm, choice in by_vm.items():
-            ctx.state.choices[vm] = choice
-            if ctx.report is not None:
-                ctx.report.update(
-                    unit,
-                    vm,
-                    point=choice.point.id,
-                    point_time=choice.point.time,
-                    point_kind="app-consistent" if choice.point.app_consistent else "crash-consistent",
-                    data_loss=choice.data_loss_seconds,
-                    note=str(choice.policy),
+def precheck_points(ctx: RunContext) -> dict[str, dict[str, object]]:
+    """The failback's plan-level read: refuse, before any write, a unit whose point is already invalid."""
+    return {unit: {vm: c.to_dict() for vm, c in d.choices.items()} for unit, d in decide_all(ctx).items()}
+
+
+def by_recovery_plan(ctx: RunContext, unit: str) -> bool:
+    """Whether this group fails back through an ASR recovery plan (``failback_mode: recovery-plan``)."""
+    u = ctx.graph.units[unit]
+    mode = u.failback_mode or ctx.plan.failback.group_failback_mode
+    return u.kind == "group" and mode == GroupFailbackMode.recovery_plan
+
+
+def decide_unit(
+    ctx: RunContext, unit: str, states: Mapping[str, ItemState], *, guard: bool = True
+) -> PointDecision | None:
+    """The point decision for ``unit``'s members still to fail back, from a fresh read of their points,
+    immediately before the write; ``None`` when none is left. A group whose other members already failed
+    back is held to their point time. Recorded in ``ctx.state.decisions`` and announced as an event."""
+    u = ctx.graph.units[unit]
+    todo = [v.name for v in u.vms if phase_of(states[v.name]) == Phase.reprotected_to_onprem]
+    if not todo:
+        return None
+    done = [v.name for v in u.vms if phase_of(states[v.name]) in DONE_FAILBACK]
+    reads = gather([partial(_points_of, ctx, vm) for vm in [*todo, *done]])
+    points = dict(zip([*todo, *done], reads, strict=True))
+    pinned = _pinned_time(ctx, unit, points, states=states) if u.kind == "group" and done else None
+    decision = decide(
+        _unit_for_choice(ctx, u, guard=guard),
+        {vm: points[vm] for vm in todo},
+        now=ctx.clock.now(),
+        by_recovery_plan=by_recovery_plan(ctx, unit) and pinned is None,
+        pinned_to=pinned,
+    )
+    with ctx.lock:
+        ctx.state.decisions[unit] = decision
+    lines = "; ".join(f"{vm}: {decision.describe(vm)}" for vm in decision.choices)
+    log.info("%s: recovery points decided: %s", unit, lines)
+    ctx.emit(unit, "points-decided", lines, pinned=bool(pinned))
+    return decision
+
+
+def applied_points(
+    ctx: RunContext, unit: str, decision: PointDecision | None, vms: Sequence[str]
+) -> dict[str, RecoveryPoint | None]:
+    """The point ASR actually failed each VM over to, read back from the items after the job
+    (``failoverRecoveryPointId``): what the report records, not what was asked."""
+    states = ctx.asr.item_states([ctx.state.refs[vm] for vm in vms])
+    out: dict[str, RecoveryPoint | None] = {}
+    for vm in vms:
+        known = list(decision.choices.values()) if decision else []
+        out[vm] = _point_by_id(ctx, vm, states[vm].failover_recovery_point_id, [c.point for c in known])
+    return out
+
+
+def _points_of(ctx: RunContext, vm: str) -> list[RecoveryPoint]:
+    return ctx.asr.recovery_points(ctx.state.refs[vm])
+
+
+def _point_by_id(
+    ctx: RunContext, vm: str, point_id: str | None, known: Sequence[RecoveryPoint]
+) -> RecoveryPoint | None:
+    if not point_id:
+        return None
+    name = point_id.rstrip("/").rsplit("/", 1)[-1].lower()
+    for p in known:
+        if p.id.rstrip("/").rsplit("/", 1)[-1].lower() == name:
+            return p
+    try:
+        return ctx.asr.recovery_point(ctx.state.refs[vm], point_id)
+    except DrplanError as exc:
+        log.warning("VM %s: the point it failed over to (%s) cannot be read: %s", vm, point_id, exc)
+        return None
+
+
+def _pinned_time(
+    ctx: RunContext,
+    unit: str,
+    points: Mapping[str, Sequence[RecoveryPoint]],
+    *,
+    states: Mapping[str, ItemState] | None = None,
+    strict: bool = True,
+) -> datetime | None:
+    """The point time the group's already failed-back members are at (``None``: none is). Members at
+    different times already: the group is split, which is refused (``strict``) before anything is sent."""
+    u = ctx.graph.units[unit]
+    if u.kind != "group":
+        return None
+    at: dict[str, datetime] = {}
+    for vm in u.vm_names:
+        state = states.get(vm) if states is not None else None
+        phase = phase_of(state) if state is not None else ctx.state.phases.get(vm)
+        if phase not in DONE_FAILBACK:
+            continue
+        point_id = state.failover_recovery_point_id if state is not None else None
+        if point_id is None and states is None:
+            continue  # preflight did not keep the item state: the write-time decision checks it
+        point = _point_by_id(ctx, vm, point_id, points.get(vm, ()))
+        if point is None:
+            if strict:
+                raise RecoveryPointError(
+                    f"cannot complete the failback of group {unit} at one point: VM {vm} already failed "
+                    "back, and the point it failed over to cannot be read"
                 )
-            summary.setdefault(unit, {})[vm] = choice.to_dict()
-    return summary
+            continue
+        at[vm] = point.time
+    if len(set(at.values())) > 1:
+        raise RecoveryPointError(
+            f"group {unit} is split: its members failed back to different points ("
+            + ", ".join(f"{vm}: {t.isoformat()}" for vm, t in sorted(at.items()))
+            + "); nothing more is sent for it"
+        )
+    return next(iter(at.values()), None)

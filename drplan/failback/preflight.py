@@ -9,19 +9,10 @@ from typing import Any
 from drplan.errors import DrplanError
 from drplan.observed import CheckResult, Phase
 from drplan.recovery import preconditions
+from drplan.recovery.phase import DONE_FAILBACK, RESUMABLE, phase_of
 from drplan.recovery.site_checks import check_connected, check_master_target, check_vm_present
 from drplan.run.context import RunContext
 from drplan.run.fanout import gather
-
-#: phases from which a failback run can continue (anything else fails preflight)
-RESUMABLE = (
-    Phase.reprotected_to_onprem,
-    Phase.failback_in_progress,
-    Phase.failed_back,
-    Phase.committed,
-    Phase.reprotected_to_azure,
-)
-DONE_FAILBACK = (Phase.failed_back, Phase.committed, Phase.reprotected_to_azure)
 
 
 def vm_names(ctx: RunContext) -> list[str]:
@@ -62,7 +53,6 @@ def item_checks(vm: str, state) -> list[CheckResult]:
     conditions (health errors: migrated, moved, Azure VM deleted, protection disabled, not in the
     configuration server, Hyper-V target; OS details: physical Windows Server 2008 R2 SP1); then protected
     toward on-prem, healthy."""
-    from drplan.recovery.phase import phase_of
 
     phase = phase_of(state)
     disabled = _protection_disabled(state)
@@ -138,9 +128,9 @@ def _vault_checks(ctx: RunContext, found: list[str], states: dict[str, Any]) -> 
         return []
     try:
         states.update(ctx.asr.item_states([ctx.state.refs[n] for n in found]))
+        ctx.state.items.update(states)
     except DrplanError as exc:
         return [CheckResult("asr-items", False, str(exc), ctx.plan.azure.vault, "VM readable in the vault")]
-    from drplan.recovery.phase import phase_of
 
     phases = ctx.state.phases
     out: list[CheckResult] = []
@@ -206,7 +196,6 @@ def fabric_checks(ctx: RunContext, infra: list[Any]) -> list[CheckResult]:
 def _master_target_checks(ctx: RunContext, states: dict[str, Any], infra) -> list[CheckResult]:
     """For VMs still to fail back: their master target registered, replicating them, of their OS family (as
     ASR reports both); and the process server the reprotect to Azure will use registered."""
-    from drplan.recovery.phase import phase_of
 
     todo = [v for v in ctx.plan.vms if v.name in states and phase_of(states[v.name]) not in DONE_FAILBACK]
     out = [preconditions.master_target_registered(m, infra) for m in sorted({v.master_target for v in todo})]

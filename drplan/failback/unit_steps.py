@@ -7,11 +7,14 @@ failed back twice, no commit issued twice, in-flight jobs awaited, not re-issued
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
-from drplan.errors import AgentNotInstalledError, PreconditionError, RecoveryPointError
-from drplan.failback.preflight import DONE_FAILBACK
-from drplan.observed import Phase
-from drplan.plan.schema import GroupFailbackMode, RecoveryPointPolicy, format_duration
+from drplan.errors import AgentNotInstalledError, MixedPointsError, PreconditionError
+from drplan.failback.point_choice import applied_points, by_recovery_plan, decide_unit
+from drplan.observed import ItemState, Phase
+from drplan.plan.schema import GroupFailbackMode, RecoveryPointPolicy, Vm, format_duration
+from drplan.recovery.phase import DONE_FAILBACK, phase_of
+from drplan.recovery.points import CUSTOM, PointDecision
 from drplan.run.budgets import budget
 from drplan.run.context import NodeStatus, RunContext
 from drplan.run.fanout import concurrently, members
@@ -20,101 +23,151 @@ log = logging.getLogger(__name__)
 
 
 def failback_unit(ctx: RunContext, unit: str) -> dict[str, str]:
-    """Fail every member back (concurrently, each to its chosen point) and wait for the ASR jobs."""
+    """Fail every member back, each to the point decided for it immediately before the write, and wait for
+    the ASR jobs; then record the point ASR applied. A member already failed back is not sent again, one
+    whose failback is running is awaited first (a group is then held to its point time)."""
     ctx.set(unit, NodeStatus.running)
     ctx.emit(unit, "failback-started")
-    if _by_recovery_plan(ctx, unit) and not ctx.dry_run:
-        results = list(_failback_by_recovery_plan(ctx, unit).items())
-    else:
-        results = concurrently(lambda vm: _failback_vm(ctx, unit, vm), members(ctx, unit))
+    vms = members(ctx, unit)
+    states = _fresh_states(ctx, vms)
+    running = [vm for vm in vms if phase_of(states[vm.name]) == Phase.failback_in_progress]
+    if running and not ctx.dry_run:  # let a failback already under way end before deciding for the rest
+        concurrently(lambda vm: _send(ctx, unit, vm, None, states[vm.name]), running)
+        states = _fresh_states(ctx, vms)
+    decision = decide_unit(ctx, unit, states)
     if ctx.dry_run:
-        return dict(results)
+        return dict(_dry_run(ctx, unit, vm, states[vm.name], decision) for vm in vms)
+    todo = [vm for vm in vms if phase_of(states[vm.name]) == Phase.reprotected_to_onprem]
+    results = {vm.name: f"already {phase_of(states[vm.name])}" for vm in vms if vm not in todo}
+    for vm in vms:
+        if vm not in todo:
+            _note_resumed(ctx, unit, vm.name, states[vm.name])
+    if todo and decision is not None and decision.asr_type != CUSTOM:
+        results.update(_send_by_recovery_plan(ctx, unit, decision))
+    elif todo and decision is not None:
+        sent = concurrently(lambda vm: _send(ctx, unit, vm, decision, states[vm.name]), todo)
+        results.update(dict(sent))
+    applied = _record_applied(ctx, unit, decision, [vm.name for vm in vms])
     ctx.set(unit, NodeStatus.failed_back)
-    ctx.emit(unit, "failed-back", ", ".join(f"{vm}: {what}" for vm, what in results))
-    return dict(results)
+    ctx.emit(unit, "failed-back", ", ".join(f"{vm}: {what}" for vm, what in results.items()), **applied)
+    return results
 
 
-def _by_recovery_plan(ctx: RunContext, unit: str) -> bool:
+def _fresh_states(ctx: RunContext, vms: list[Vm]) -> dict[str, ItemState]:
+    return ctx.asr.item_states([ctx.state.refs[vm.name] for vm in vms])
+
+
+def _send(
+    ctx: RunContext, unit: str, vm: Vm, decision: PointDecision | None, state: ItemState
+) -> tuple[str, str]:
+    """One item failback (``Custom`` point id); ``decision`` ``None``: await the one already running."""
+    point = decision.choices[vm.name].point if decision is not None else None
+    if ctx.report is not None:
+        ctx.report.update(unit, vm.name, failback_start=ctx.clock.now(), status="failing-back")
+    # The adapter checks the phase on the state just read: a job already running is awaited, work already
+    # done is not re-issued, and a failed write re-reads before deciding again.
+    job = ctx.asr.failback(ctx.state.refs[vm.name], point, timeout=budget(ctx, vm, "failback"), state=state)
+    _note_job(ctx, unit, vm.name, job.start, job.end, f"failback job {job.name or '(done)'}")
+    if job.reused:
+        return vm.name, f"awaited job {job.name or '(done)'}"
+    return vm.name, f"failback job {job.name or '(done)'}"
+
+
+def _send_by_recovery_plan(ctx: RunContext, unit: str, decision: PointDecision) -> dict[str, str]:
+    """The group through its ASR recovery plan (``failback_mode: recovery-plan``): one job, a point type."""
     u = ctx.graph.units[unit]
-    mode = u.failback_mode or ctx.plan.failback.group_failback_mode
-    return u.kind == "group" and mode == GroupFailbackMode.recovery_plan
-
-
-def _failback_by_recovery_plan(ctx: RunContext, unit: str) -> dict[str, str]:
-    """A group failed back through an ASR recovery plan (``failback_mode: recovery-plan``): one job."""
-    u = ctx.graph.units[unit]
-    refs = [ctx.state.refs[vm.name] for vm in u.vms]
-    start = ctx.clock.now()
     jobs = ctx.asr.failback_group(
         unit,
-        refs,
+        [ctx.state.refs[vm.name] for vm in u.vms],
         mode=GroupFailbackMode.recovery_plan,
-        policy=u.policy or RecoveryPointPolicy.common_app_consistent,
+        point_type=decision.asr_type,
         timeout=max(budget(ctx, vm, "failback") for vm in u.vms),
     )
-    if ctx.report is not None:
-        for vm, job in jobs.items():
-            ctx.report.update(
-                unit,
-                vm,
-                status="failed-back",
-                failback_start=job.start or start,
-                failback_end=job.end or ctx.clock.now(),
-                note=f"recovery plan job {job.name}",
-            )
+    for vm, job in jobs.items():
+        _note_job(ctx, unit, vm, job.start, job.end, f"recovery plan job {job.name or '(done)'}")
     return {vm: f"recovery plan job {job.name or '(done)'}" for vm, job in jobs.items()}
 
 
-def _failback_vm(ctx: RunContext, unit: str, vm) -> tuple[str, str]:
-    from drplan.recovery.phase import phase_of
-
-    ref = ctx.state.refs[vm.name]
-    state = ctx.asr.item_state(ref)
-    phase = phase_of(state)
-    choice = ctx.state.choices.get(vm.name)
-    if phase in DONE_FAILBACK:
-        if ctx.report is not None:
-            row = ctx.report.row(unit, vm.name)
-            ctx.report.update(
-                unit,
-                vm.name,
-                status="failed-back",
-                failback_end=row.failback_end or state.last_successful_failover_time,
-                note=(row.note + "; " if row.note else "") + "already failed back (resumed)",
-            )
-        if ctx.dry_run:
-            ctx.note(f"VM {vm.name}: already {phase}; would not fail it back again")
-        return vm.name, f"already {phase}"
-    if ctx.dry_run:
-        if phase == Phase.failback_in_progress:
-            ctx.note(f"VM {vm.name}: would wait for its in-flight failback job")
-        elif choice is not None:
-            ctx.note(
-                f"VM {vm.name} (unit {unit}): would fail back to {choice.policy} point "
-                f"{choice.point.time.isoformat()}, data loss {format_duration(choice.data_loss_seconds)}"
-            )
-        return vm.name, "dry-run"
-    if choice is None and phase != Phase.failback_in_progress:
-        raise RecoveryPointError(f"failback of VM {vm.name}: no recovery point was resolved")
-    if ctx.report is not None and phase == Phase.reprotected_to_onprem:
-        ctx.report.update(unit, vm.name, failback_start=ctx.clock.now(), status="failing-back")
-    # The adapter checks the phase on the state just read (no second GET): a job already running is
-    # awaited, work already done not re-issued; a failed write re-reads before deciding again.
-    job = ctx.asr.failback(
-        ref, choice.point if choice else None, timeout=budget(ctx, vm, "failback"), state=state
-    )
+def _note_job(
+    ctx: RunContext, unit: str, vm: str, start: datetime | None, end: datetime | None, what: str
+) -> None:
+    log.info("%s: VM %s failed back (%s)", unit, vm, what)
     if ctx.report is not None:
-        row = ctx.report.row(unit, vm.name)
+        row = ctx.report.row(unit, vm)
         ctx.report.update(
             unit,
-            vm.name,
+            vm,
             status="failed-back",
-            failback_end=job.end or ctx.clock.now(),
-            failback_start=row.failback_start or job.start,
+            failback_start=row.failback_start or start,
+            failback_end=end or ctx.clock.now(),
         )
-    if getattr(job, "reused", False):
-        return vm.name, f"awaited job {job.name or '(done)'}"
-    return vm.name, f"failed back to {choice.point.id.rsplit('/', 1)[-1] if choice else 'its point'}"
+
+
+def _note_resumed(ctx: RunContext, unit: str, vm: str, state: ItemState) -> None:
+    if ctx.report is not None and not ctx.dry_run:
+        row = ctx.report.row(unit, vm)
+        ctx.report.update(
+            unit,
+            vm,
+            status="failed-back",
+            failback_end=row.failback_end or state.last_successful_failover_time,
+            note=(row.note + "; " if row.note else "") + "already failed back (resumed)",
+        )
+
+
+def _record_applied(
+    ctx: RunContext, unit: str, decision: PointDecision | None, vms: list[str]
+) -> dict[str, str]:
+    """Read back the point ASR applied to each member and report it (time, age at failback, window behind
+    the newest point). A group whose members ended at different points is a failed unit: nothing of it is
+    committed, and the report says so."""
+    applied = applied_points(ctx, unit, decision, vms)
+    u = ctx.graph.units[unit]
+    for vm, point in applied.items():
+        if point is None or ctx.report is None:
+            continue
+        choice = decision.choices.get(vm) if decision is not None else None
+        newest = choice.latest.time if choice is not None else point.time
+        age_from = (decision.decided_at if decision is not None else None) or point.time
+        ctx.report.update(
+            unit,
+            vm,
+            point=point.id,
+            point_time=point.time,
+            point_kind="app-consistent" if point.app_consistent else "crash-consistent",
+            point_age=max((age_from - point.time).total_seconds(), 0.0),
+            data_loss=max((newest - point.time).total_seconds(), 0.0),
+        )
+        if choice is not None and choice.point.id.lower() != point.id.lower():
+            log.warning(
+                "%s: ASR failed VM %s over to %s, not the point decided (%s)",
+                unit,
+                vm,
+                point.id,
+                choice.point.id,
+            )
+    times = {p.time for p in applied.values() if p is not None}
+    policy = decision.policy if decision is not None else u.policy
+    if u.kind == "group" and len(times) > 1 and policy is not RecoveryPointPolicy.latest:
+        raise MixedPointsError(
+            f"group {unit} is split: its members failed back to different points ("
+            + ", ".join(f"{vm}: {p.time.isoformat() if p else '?'}" for vm, p in applied.items())
+            + "); it is not committed. Fail the others back to the same point by hand before committing"
+        )
+    return {vm: p.time.isoformat() for vm, p in applied.items() if p is not None}
+
+
+def _dry_run(
+    ctx: RunContext, unit: str, vm: Vm, state: ItemState, decision: PointDecision | None
+) -> tuple[str, str]:
+    phase = phase_of(state)
+    if phase in DONE_FAILBACK:
+        ctx.note(f"VM {vm.name}: already {phase}; would not fail it back again")
+    elif phase == Phase.failback_in_progress:
+        ctx.note(f"VM {vm.name}: would wait for its in-flight failback job")
+    elif decision is not None and vm.name in decision.choices:
+        ctx.note(f"VM {vm.name} (unit {unit}): would fail back to {decision.describe(vm.name)}")
+    return vm.name, "dry-run"
 
 
 def verify_unit(ctx: RunContext, unit: str) -> dict[str, str]:
@@ -164,8 +217,6 @@ def commit_unit(ctx: RunContext, unit: str) -> dict[str, str]:
         )
 
     def one(vm) -> tuple[str, str]:
-        from drplan.recovery.phase import phase_of
-
         ref = ctx.state.refs[vm.name]
         state = ctx.asr.item_state(ref)
         phase = phase_of(state)
@@ -189,7 +240,7 @@ def commit_unit(ctx: RunContext, unit: str) -> dict[str, str]:
             ctx.report.update(unit, vm.name, committed_at=now, commit=f"ok {now:%H:%M:%S}")
         return vm.name, "committed"
 
-    if _by_recovery_plan(ctx, unit) and not ctx.dry_run:
+    if by_recovery_plan(ctx, unit) and not ctx.dry_run:
         refs = [ctx.state.refs[vm.name] for vm in members(ctx, unit)]
         jobs = ctx.asr.commit_group(
             unit,
@@ -215,8 +266,6 @@ def reprotect_to_azure_unit(ctx: RunContext, unit: str) -> dict[str, str]:
     opts = ctx.plan.failback.reprotect_to_azure
 
     def one(vm) -> tuple[str, str]:
-        from drplan.recovery.phase import phase_of
-
         ref = ctx.state.refs[vm.name]
         state = ctx.asr.item_state(ref)
         phase = phase_of(state)

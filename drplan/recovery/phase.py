@@ -78,3 +78,15 @@ def phase_of(state: ItemState) -> Phase:
         return Phase.unknown
 
     return Phase.unknown
+
+
+#: phases from which a failback run can continue (anything else fails preflight)
+RESUMABLE = (
+    Phase.reprotected_to_onprem,
+    Phase.failback_in_progress,
+    Phase.failed_back,
+    Phase.committed,
+    Phase.reprotected_to_azure,
+)
+#: phases in which a VM's failback has happened (its point is fixed)
+DONE_FAILBACK = (Phase.failed_back, Phase.committed, Phase.reprotected_to_azure)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from drplan.errors import RecoveryPointError
 from drplan.observed import CheckResult, RecoveryPoint
@@ -21,6 +21,8 @@ from drplan.plan.schema import RecoveryPointPolicy, format_duration
 
 __all__ = [
     "Choice",
+    "PointDecision",
+    "decide",
     "check_all_have_points",
     "choose_for_unit",
     "choose_points",
@@ -65,11 +67,16 @@ class Choice:
 class UnitLike(Protocol):
     """What :func:`choose_points` needs from a compiled unit (``drplan.plan.graph.Unit``)."""
 
-    name: str
-    kind: str
-    vms: Sequence  # plan Vm objects (anything with ``.name``)
-    policy: RecoveryPointPolicy | None
-    max_data_loss: float | None
+    @property
+    def name(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def vms(self) -> Sequence[Any]: ...  # plan Vm objects (anything with ``.name``)
+    @property
+    def policy(self) -> RecoveryPointPolicy | None: ...
+    @property
+    def max_data_loss(self) -> float | None: ...
 
 
 def _fmt_time(t: datetime) -> str:
@@ -79,6 +86,14 @@ def _fmt_time(t: datetime) -> str:
 def _newest(points: Iterable[RecoveryPoint]) -> RecoveryPoint | None:
     """Newest point; on equal times prefer app-consistent, then multi-VM sync, then the id (deterministic)."""
     return max(points, key=lambda p: (p.time, p.app_consistent, p.multi_vm_sync, p.id), default=None)
+
+
+def _newest_of(points: Iterable[RecoveryPoint]) -> RecoveryPoint:
+    """Newest point of a list known not to be empty."""
+    newest = _newest(points)
+    if newest is None:
+        raise RecoveryPointError("no recovery point")
+    return newest
 
 
 def _is_sync(p: RecoveryPoint) -> bool:
@@ -93,7 +108,9 @@ def _no_point_message(vm: str) -> str:
     return f"cannot fail back VM {vm}: it has no recovery point yet"
 
 
-def _choice(vm: str, point: RecoveryPoint, latest: RecoveryPoint, policy, reason: str) -> Choice:
+def _choice(
+    vm: str, point: RecoveryPoint, latest: RecoveryPoint, policy: RecoveryPointPolicy | str, reason: str
+) -> Choice:
     return Choice(
         vm, point, RecoveryPointPolicy(policy), reason, latest, max(latest.time - point.time, _ZERO)
     )
@@ -110,7 +127,9 @@ def choose_for_unit(
     """Choose every VM's point for one unit (a standalone VM, or the members of one replication group).
 
     ``points_by_vm`` maps each VM of the unit to its recovery points (any order). ``now`` is the time the
-    ``max_data_loss`` guard measures a point's age against. ``unit`` names the group in messages.
+    ``max_data_loss`` guard measures a point's age against. ``unit`` names a replication group (``None``: a
+    standalone VM); a group, even of one member, fails back to multi-VM sync points as ASR's group does
+    (``latest`` excepted: every VM to its own newest point).
 
     Raises :class:`RecoveryPointError` naming every VM concerned when a VM has no point at all, when the
     policy finds no valid point, or when a chosen point is older than ``max_data_loss``.
@@ -124,7 +143,7 @@ def choose_for_unit(
     missing = _missing(points_by_vm, vms)
     if missing:
         raise RecoveryPointError("\n".join(_no_point_message(vm) for vm in missing))
-    latest = {vm: _newest(points_by_vm[vm]) for vm in vms}
+    latest = {vm: _newest_of(points_by_vm[vm]) for vm in vms}
 
     if policy is RecoveryPointPolicy.latest:
         choices = {
@@ -138,7 +157,7 @@ def choose_for_unit(
             )
             for vm in vms
         }
-    elif policy is RecoveryPointPolicy.latest_app_consistent or len(vms) == 1:
+    elif policy is RecoveryPointPolicy.latest_app_consistent or unit is None:
         choices = _latest_app_consistent(policy, points_by_vm, latest)
     else:
         choices = _common_app_consistent(points_by_vm, latest, unit)
@@ -148,8 +167,13 @@ def choose_for_unit(
     return choices
 
 
-def _latest_app_consistent(policy, points_by_vm, latest) -> dict[str, Choice]:
-    problems, choices = [], {}
+def _latest_app_consistent(
+    policy: RecoveryPointPolicy,
+    points_by_vm: Mapping[str, Sequence[RecoveryPoint]],
+    latest: Mapping[str, RecoveryPoint],
+) -> dict[str, Choice]:
+    problems: list[str] = []
+    choices: dict[str, Choice] = {}
     for vm, points in points_by_vm.items():
         app = _newest(p for p in points if p.app_consistent)
         if app is None:
@@ -169,11 +193,13 @@ def _latest_app_consistent(policy, points_by_vm, latest) -> dict[str, Choice]:
     return choices
 
 
-def _common_app_consistent(points_by_vm, latest, unit) -> dict[str, Choice]:
+def _common_app_consistent(
+    points_by_vm: Mapping[str, Sequence[RecoveryPoint]], latest: Mapping[str, RecoveryPoint], unit: str | None
+) -> dict[str, Choice]:
     sync_by_vm = {vm: [p for p in pts if _is_sync(p)] for vm, pts in points_by_vm.items()}
     common: set[datetime] | None = None
-    for pts in sync_by_vm.values():
-        times = {p.time for p in pts}
+    for synced in sync_by_vm.values():
+        times = {p.time for p in synced}
         common = times if common is None else common & times
     group = f"group {unit}" if unit else "the group"
     if not common:
@@ -192,7 +218,7 @@ def _common_app_consistent(points_by_vm, latest, unit) -> dict[str, Choice]:
     return {
         vm: _choice(
             vm,
-            _newest(p for p in sync_by_vm[vm] if p.time == when),
+            _newest_of(p for p in sync_by_vm[vm] if p.time == when),
             latest[vm],
             RecoveryPointPolicy.common_app_consistent,
             f"common-app-consistent: newest multi-VM sync point shared by all {n} members of {group} "
@@ -206,7 +232,7 @@ def _guard(
     choices: Mapping[str, Choice], *, now: datetime, limit: float | timedelta, unit: str | None
 ) -> None:
     limit_td = limit if isinstance(limit, timedelta) else timedelta(seconds=float(limit))
-    problems = []
+    problems: list[str] = []
     for vm, c in choices.items():
         age = max(now - c.point.time, _ZERO)
         if age > limit_td:
@@ -225,7 +251,7 @@ def point_checks(
     vms: Iterable[str], points_by_vm: Mapping[str, Sequence[RecoveryPoint]]
 ) -> list[CheckResult]:
     """One preflight check per VM: it has at least one recovery point (failback doc rule)."""
-    out = []
+    out: list[CheckResult] = []
     for vm in vms:
         ok = bool(points_by_vm.get(vm))
         out.append(
@@ -283,3 +309,127 @@ def choose_points(
     elif problems:
         raise RecoveryPointError("\n".join(problems.values()))
     return out
+
+
+# -- the decision made immediately before a unit's failback write ------------------------------------------
+#: how a recovery point is sent to ASR: a point id, or a type ASR resolves itself
+CUSTOM, LATEST_TAG, LATEST_TIME = "Custom", "LatestTag", "LatestTime"
+
+
+@dataclass(frozen=True, slots=True)
+class PointDecision:
+    """What one unit fails back to, decided from a fresh read immediately before its write.
+
+    ``choices`` are the points ASR will apply (for ``LatestTag``/``LatestTime`` the points ASR resolves those
+    to at ``decided_at``); ``asr_type`` is how they are sent; ``pinned_to`` the point time a group resumed
+    half-way is held to (its first members already failed back there).
+    """
+
+    unit: str
+    group: bool
+    policy: RecoveryPointPolicy
+    choices: Mapping[str, Choice]
+    asr_type: str  # Custom | LatestTag | LatestTime
+    decided_at: datetime
+    max_data_loss: float | None = None
+    pinned_to: datetime | None = None
+
+    def age(self, vm: str) -> timedelta:
+        """How old the VM's point is at the moment of the decision (what ``max_data_loss`` guards)."""
+        return max(self.decided_at - self.choices[vm].point.time, _ZERO)
+
+    def window(self, vm: str) -> timedelta:
+        """How far the VM's point lies behind its newest point at the moment of the decision."""
+        return self.choices[vm].data_loss
+
+    def describe(self, vm: str) -> str:
+        c = self.choices[vm]
+        kind = "app-consistent" if c.point.app_consistent else "crash-consistent"
+        return (
+            f"{kind} point {_fmt_time(c.point.time)} ({self.asr_type}), "
+            f"{format_duration(self.age(vm).total_seconds())} old, "
+            f"{format_duration(self.window(vm).total_seconds())} behind newest"
+        )
+
+
+def decide(
+    unit: UnitLike,
+    points_by_vm: Mapping[str, Sequence[RecoveryPoint]],
+    *,
+    now: datetime,
+    by_recovery_plan: bool = False,
+    pinned_to: datetime | None = None,
+    guard: bool = True,
+) -> PointDecision:
+    """The point each VM of ``unit`` still to fail back goes to, at ``now``, and how it is sent to ASR.
+
+    ``points_by_vm``: the unit's members still to fail back, each with its points as just read.
+    ``by_recovery_plan``: the group fails back through an ASR recovery plan, which takes a point *type*
+    (``LatestTag``: the group's newest common multi-VM sync point; ``LatestTime``: each member's newest);
+    a policy that mode cannot honour is refused here, naming the setting that works. ``pinned_to``: members
+    of this group already failed back to that point time; the others go to a point at exactly that time or
+    not at all. ``guard``: check ``max_data_loss`` against each point's age at ``now`` (a drill measures
+    instead). Raises :class:`RecoveryPointError` naming the group or VM and every member concerned.
+    """
+    if unit.policy is None:
+        raise RecoveryPointError(f"{unit.name} is not a VM or a replication group")
+    policy = RecoveryPointPolicy(unit.policy)
+    group = unit.kind == "group"
+    label = f"group {unit.name}" if group else f"VM {unit.name}"
+    limit = unit.max_data_loss if guard else None
+    if pinned_to is not None and policy is not RecoveryPointPolicy.latest:
+        choices = _pinned(unit.name, points_by_vm, pinned_to)
+        asr_type = CUSTOM
+    else:
+        if by_recovery_plan and policy is RecoveryPointPolicy.latest_app_consistent:
+            raise RecoveryPointError(
+                f"cannot fail back {label} by ASR recovery plan with recovery_point latest-app-consistent: "
+                "a recovery plan applies LatestTag, the group's newest common multi-VM sync point, to every "
+                "member; use recovery_point: common-app-consistent, or failback_mode: per-item"
+            )
+        choices = choose_for_unit(policy, points_by_vm, now=now, unit=unit.name if group else None)
+        if not by_recovery_plan:
+            asr_type = CUSTOM
+        else:
+            asr_type = LATEST_TIME if policy is RecoveryPointPolicy.latest else LATEST_TAG
+    if limit is not None:
+        _guard(choices, now=now, limit=limit, unit=unit.name if group else None)
+    return PointDecision(unit.name, group, policy, choices, asr_type, now, limit, pinned_to)
+
+
+def _pinned(
+    group: str, points_by_vm: Mapping[str, Sequence[RecoveryPoint]], when: datetime
+) -> dict[str, Choice]:
+    """Each remaining member's point at exactly ``when``: the time the group's first members went to."""
+    choices: dict[str, Choice] = {}
+    missing: list[str] = []
+    for vm, points in points_by_vm.items():
+        at = [p for p in points if p.time == when]
+        newest = _newest(points)
+        if not at or newest is None:
+            missing.append(
+                f"  VM {vm}: no point at {_fmt_time(when)}; its newest point is "
+                f"{_fmt_time(newest.time) if newest else 'none'}"
+            )
+            continue
+        choices[vm] = _choice(
+            vm,
+            _newest_of(at),
+            newest,
+            RecoveryPointPolicy.common_app_consistent,
+            f"group {group} resumed: the point time its other members already failed back to",
+        )
+    if missing:
+        raise RecoveryPointError(
+            "\n".join(
+                [
+                    f"cannot complete the failback of group {group} at one point: members already failed "
+                    f"back to {_fmt_time(when)}, and these members have no point at that time:",
+                    *missing,
+                    "nothing was sent for them; a classic failback cannot be undone: fail them back by hand "
+                    "to the nearest point, or accept mixed points with --recovery-point "
+                    f"{group}=latest (the group then loses its consistency)",
+                ]
+            )
+        )
+    return choices

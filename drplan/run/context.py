@@ -18,7 +18,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from drplan.clock import Clock
-from drplan.observed import ItemRef, Phase, RecoveryPoint
+from drplan.observed import ItemRef, ItemState, Phase, RecoveryPoint
 from drplan.plan.graph import RecoveryGraph
 from drplan.plan.schema import CommitPolicy, Plan, RecoveryPointPolicy
 from drplan.run.ports import Approver, EventSink, OnPremSite, RecoveryService, UnitEvent
@@ -26,7 +26,7 @@ from drplan.settings import Settings
 
 if TYPE_CHECKING:
     from drplan.drill.state import DrillState
-    from drplan.recovery.points import Choice
+    from drplan.recovery.points import PointDecision
     from drplan.reprotect_to_onprem.inputs import Inputs
     from drplan.run.report import Report
 
@@ -86,7 +86,8 @@ class RunState:
     refs: dict[str, ItemRef] = field(default_factory=dict)  # plan VM name -> ASR item
     phases: dict[str, Phase] = field(default_factory=dict)  # plan VM name -> phase read by preflight
     points_by_vm: dict[str, list[RecoveryPoint]] = field(default_factory=dict)  # read by preflight
-    choices: dict[str, Choice] = field(default_factory=dict)  # plan VM name -> chosen point
+    items: dict[str, ItemState] = field(default_factory=dict)  # plan VM name -> item state read by preflight
+    decisions: dict[str, PointDecision] = field(default_factory=dict)  # unit -> its recovery-point decision
     points_resolved_at: datetime | None = None
     reprotect_inputs: dict[str, Inputs] = field(default_factory=dict)  # reprotect to on-prem: VMs to send
     not_done: dict[str, str] = field(default_factory=dict)  # "commit X" -> why it did not happen

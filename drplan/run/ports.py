@@ -17,7 +17,7 @@ from drplan.observed import (
     SiteState,
     VmState,
 )
-from drplan.plan.schema import GroupFailbackMode, RecoveryPointPolicy
+from drplan.plan.schema import GroupFailbackMode
 
 __all__ = [
     "Approval",
@@ -44,6 +44,7 @@ class RecoveryService(Protocol):
     def item_states(self, refs: Sequence[ItemRef]) -> dict[str, ItemState]: ...
     def recovery_points(self, ref: ItemRef) -> list[RecoveryPoint]: ...
     def recovery_points_for(self, refs: Iterable[ItemRef]) -> dict[str, list[RecoveryPoint]]: ...
+    def recovery_point(self, ref: ItemRef, point_id: str) -> RecoveryPoint: ...
     def infrastructure(self) -> Infrastructure: ...
 
     def failback(
@@ -61,7 +62,8 @@ class RecoveryService(Protocol):
         refs: Sequence[ItemRef],
         *,
         mode: GroupFailbackMode,
-        policy: RecoveryPointPolicy,
+        points: Mapping[str, RecoveryPoint] | None = None,
+        point_type: str = "LatestTag",
         timeout: float | None = None,
     ) -> dict[str, Job]: ...
 

@@ -113,12 +113,12 @@ def test_group_by_recovery_plan_holds_just_its_members(simulate):
 
     # ASR (like PowerShell) refuses a single-item failover inside a multi-VM group
     with pytest.raises(PreconditionError) as err:
-        client.failback_group("sql", members, mode="per-item", points=None, policy="latest")
+        client.failback_group("sql", members, mode="per-item", points=None, point_type="LatestTime")
     assert err.value.rule == "members of a multi-VM replication group fail over together"
     assert "db-01" in str(err.value) and "db-02" in str(err.value)
     assert accepted(sim, "unplannedFailover") == []
 
-    jobs = client.failback_group("sql", members, mode="recovery-plan", policy="common-app-consistent")
+    jobs = client.failback_group("sql", members, mode="recovery-plan", point_type="LatestTag")
     assert {j.name for j in jobs.values()} == {jobs["db-01"].name} and jobs[
         "db-01"
     ].state is JobStatus.succeeded

@@ -1,115 +1,12 @@
-"""Runs on the library executor (:class:`drplan.run.executor.ThreadExecutor`), no Prefect: the embedded
-simulated estate behind the recovery-service and on-prem ports (the real SDK over HTTPS), a scripted approver
-and a recording event sink."""
+"""Fixtures of the run-model tests (helpers: ``run_support``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
-from drplan.asr import AsrClient
-from drplan.plan.graph import RecoveryGraph, load_and_compile
-from drplan.plan.schema import CommitPolicy
-from drplan.run.context import Ports, RunContext, RunInputs
-from drplan.run.driver import drive
-from drplan.run.executor import ThreadExecutor
-from drplan.run.kind import RunKind
-from drplan.run.ports import Approval, UnitEvent
-from drplan.sim import start_simulator
-from drplan.sim.estate import Estate
-
-ROOT = Path(__file__).resolve().parents[2]
-THREE_TIER = ROOT / "plans" / "three-tier.yaml"
-SPEED = 3000.0  # simulated seconds per wall second: a three-tier failback takes about a wall second
-
-
-@dataclass
-class Approver:
-    """Answers every approval with ``answer`` and remembers what it was asked."""
-
-    answer: Approval = field(default_factory=lambda: Approval(True, "dr-lead", "window open"))
-    asked: list[tuple[str, str]] = field(default_factory=list)
-
-    def __call__(self, node: str, prompt: str) -> Approval:
-        self.asked.append((node, prompt))
-        return self.answer
-
-
-@dataclass
-class Recorded:
-    """One run on the executor: what it returned or raised, what it emitted, what ASR received."""
-
-    ctx: RunContext
-    executor: ThreadExecutor
-    result: dict | None
-    error: BaseException | None
-    events: list[UnitEvent]
-    sim: object
-    approver: Approver
-
-    def requests(self, operation: str | None = None) -> list[dict]:
-        return [
-            r
-            for r in self.sim.audit  # type: ignore[attr-defined]
-            if r.get("event") == "request"
-            and r.get("outcome") == "accepted"
-            and (operation is None or r.get("operation") == operation)
-        ]
-
-    def transitions(self, node: str) -> list[str]:
-        return [e.transition for e in self.events if e.node == node]
-
-
-@contextmanager
-def simulated(plan_path: Path, tweak: Callable[[Estate], None] | None = None, phase=None) -> Iterator[tuple]:
-    plan, graph = load_and_compile(plan_path)
-    estate = Estate.from_plan(plan, phase=phase) if phase else Estate.from_plan(plan)
-    if tweak:
-        tweak(estate)
-    with start_simulator(estate, speed=SPEED) as sim:
-        asr = AsrClient.for_vault(plan.azure, endpoint=sim.endpoint, ca_file=sim.ca_file, clock=sim.clock)
-        try:
-            yield plan, graph, sim, asr
-        finally:
-            asr.close()
-
-
-def execute(
-    kind: RunKind,
-    plan_path: Path = THREE_TIER,
-    *,
-    tweak: Callable[[Estate], None] | None = None,
-    approver: Approver | None = None,
-    dry_run: bool = False,
-    commit: CommitPolicy | None = None,
-) -> Recorded:
-    """Run ``kind`` on the plan against a fresh simulated estate; never raises (the error is recorded)."""
-    approver = approver or Approver()
-    events: list[UnitEvent] = []
-    with simulated(plan_path, tweak, kind.simulated_phase) as (plan, graph, sim, asr):
-        ctx = RunContext(
-            RunInputs(
-                plan=plan,
-                graph=graph,
-                kind=kind.name,
-                mode="simulate",
-                dry_run=dry_run,
-                commit_policy=commit or plan.failback.commit,
-                reprotect_to_azure=plan.failback.reprotect_to_azure.enabled,
-            ),
-            Ports(asr, sim.onprem, sim.clock, approver, events.append),
-        )
-        executor = ThreadExecutor()
-        result, error = None, None
-        try:
-            result = drive(ctx, kind, executor)
-        except Exception as exc:  # the run's own verdict (RunFailed, PreflightFailed, ...)
-            error = exc
-        return Recorded(ctx, executor, result, error, events, sim, approver)
+from run_support import THREE_TIER
 
 
 @pytest.fixture
@@ -122,6 +19,3 @@ def plan_file(tmp_path) -> Callable[[str], Path]:
         return path
 
     return make
-
-
-__all__ = ["RecoveryGraph"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import execute
+from run_support import execute
 
 from drplan.drill.kind import DRILL
 from drplan.reprotect_to_onprem.kind import REPROTECT_TO_ONPREM
@@ -11,8 +11,8 @@ from drplan.sim.estate import OperationFault
 VMS = {"sql-01", "sql-02", "app-01", "app-02", "web-01", "web-02"}
 HOOKS = """
 hooks:
-  - {name: smoke, kind: shell, command: 'exit 0', depends_on: [web-01, web-02]}
-  - {name: restore-dns, kind: shell, command: 'exit 0', after_cleanup: true}
+  - {name: smoke, kind: shell, command: 'exit 0', depends_on: [web-01, web-02], in_simulation: true}
+  - {name: restore-dns, kind: shell, command: 'exit 0', after_cleanup: true, in_simulation: true}
 """
 
 
