@@ -327,7 +327,7 @@ class Plan(_Model):
     drill: DrillOptions = Field(DrillOptions(), description="DR drill settings")
 
 
-def plan_json_schema() -> dict:
+def plan_json_schema() -> dict[str, object]:
     """The plan's JSON Schema (draft 2020-12), as committed in ``plans/plan.schema.json``."""
     schema = Plan.model_json_schema()
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
