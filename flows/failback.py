@@ -12,7 +12,7 @@ from drplan.plan.schema import CommitPolicy
 from flows.run import SettingsTaskRunner, run_kind, run_namer
 
 
-@flow(name="failback", flow_run_name=run_namer(), task_runner=SettingsTaskRunner(), log_prints=True)
+@flow(name="failback", flow_run_name=run_namer("failback"), task_runner=SettingsTaskRunner(), log_prints=True)
 def failback(
     plan: str,
     recovery_point: list[str] | None = None,

@@ -1,8 +1,12 @@
 """One generic Prefect task per step kind, built from the run kinds' step tables; and the plan-level read.
 
 A step task takes only its node: the run it belongs to is :data:`drplan.run.context.CURRENT`, which the flow
-binds and Prefect's task threads copy. A step that must not run ends ``Completed(name="Skipped")`` with the
-reason; a failure is retried only when transient, then recorded on the node (:func:`for_node`'s hook).
+binds and Prefect's task threads copy. A step that must not run ends ``Cancelled(name="Skipped")`` with the
+reason in words (the UI never shows it as success) and a WARNING line; a failure is retried only when
+transient, then recorded on the node (:func:`for_node`'s hook).
+
+Tasks return nothing to Prefect: Prefect links a task's argument to an earlier task's return value by object
+identity, so a returned dict keyed by VM names would draw edges from every task to every other one.
 """
 
 from __future__ import annotations
@@ -10,14 +14,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from prefect import Task, task
+from prefect import Task, get_run_logger, task
 from prefect.cache_policies import NONE
-from prefect.states import Completed
+from prefect.states import Cancelled
 
 from drplan.errors import TransientError
 from drplan.kinds import all_steps
-from drplan.run.context import current
+from drplan.run.context import RunContext, current
+from drplan.run.hooks import NotRun
 from drplan.run.steps import Skipped, Step, failed, run_step
+
+SKIPPED = "Skipped"  # the state name of a step that did not run (type CANCELLED: grey, never green)
+RETRY_DELAYS = [2, 10, 30]
 
 
 def only_transient(task, task_run, state) -> bool:
@@ -31,20 +39,38 @@ def only_transient(task, task_run, state) -> bool:
     return isinstance(exc, TransientError)
 
 
-#: the options of every step task and of the plan-level reads (retry transient errors only)
-TASK_OPTIONS: dict[str, Any] = dict(
-    cache_policy=NONE, retry_condition_fn=only_transient, retry_delay_seconds=[2, 10, 30]
-)
+def _options(retries: int) -> dict[str, Any]:
+    """Task options: transient errors retried (a delay only where there are retries: no "NaN" in the UI)."""
+    out: dict[str, Any] = dict(cache_policy=NONE, retries=retries)
+    if retries:
+        out.update(retry_condition_fn=only_transient, retry_delay_seconds=RETRY_DELAYS[:retries])
+    return out
+
+
+def _summary(out: object) -> str:
+    if isinstance(out, dict):
+        return ", ".join(f"{k}: {v}" for k, v in out.items())[:500]
+    return "" if out is None else str(out)[:500]
 
 
 def _step_task(step: Step) -> Task:
     def run(node: str) -> Any:
         out = run_step(current(), step, node)
-        return Completed(name="Skipped", message=out.reason) if isinstance(out, Skipped) else out
+        logger = get_run_logger()
+        if isinstance(out, Skipped):
+            reason = out.reason or f"{node}: not run"
+            logger.warning("%s %s not run: %s", step.kind, node, reason)
+            return Cancelled(name=SKIPPED, message=f"not run: {reason}")
+        if isinstance(out, NotRun):  # a hook that does not run here (a simulation): its dependents go on
+            logger.warning("%s %s not run: %s", step.kind, node, out["result"])
+            return Cancelled(name="Not run", message=out["result"])
+        if text := _summary(out):
+            logger.info("%s %s: %s", step.kind, node, text)
+        return None
 
     run.__name__ = run.__qualname__ = step.kind.replace("-", "_")
     run.__doc__ = step.doc
-    return task(name=step.kind, retries=step.retries, **TASK_OPTIONS)(run)
+    return task(name=step.kind, **_options(step.retries))(run)
 
 
 #: step kind -> its generic task
@@ -58,13 +84,31 @@ def _record_failure(kind: str, node: str) -> Callable[..., None]:
     return on_failure
 
 
-def for_node(kind: str, node: str) -> Task:
-    """The kind's task re-configured for one node: run name ``"<kind> <node>"``, final failure recorded."""
-    label = "approve commit" if kind == "gate" else f"{kind} {node}"
-    return TASKS[kind].with_options(task_run_name=label, on_failure=[_record_failure(kind, node)])
+def step_tags(ctx: RunContext, kind: str, node: str) -> list[str]:
+    """Tags for the Task Runs filter: the step kind, the unit (or hook/gate) and each of its VMs."""
+    tags = [f"drplan-step:{kind}", f"drplan-unit:{node}"]
+    unit = ctx.graph.units.get(node)
+    if unit is not None and unit.kind == "hook":
+        tags.append("drplan-hook")
+    elif unit is not None:
+        tags += [f"drplan-vm:{vm.name}" for vm in unit.vms]
+    return tags
 
 
-@task(name="read", retries=3, **TASK_OPTIONS)
-def read(fn: Callable[[], Any]) -> Any:
-    """A plan-level read (preflight, recovery points): every read, no write."""
-    return fn()
+def step_label(kind: str, node: str) -> str:
+    return "approve commit" if kind == "gate" else f"{kind} {node}"
+
+
+def for_node(kind: str, node: str, tags: list[str] | None = None) -> Task:
+    """The kind's task re-configured for one node: run name ``"<kind> <node>"``, tags, final failure
+    recorded."""
+    return TASKS[kind].with_options(
+        task_run_name=step_label(kind, node), on_failure=[_record_failure(kind, node)], tags=tags or []
+    )
+
+
+@task(name="read", **_options(3))
+def read(fn: Callable[[], Any]) -> None:
+    """A plan-level read (preflight, recovery points): every read, no write. Its value stays with the caller
+    (``fn`` stores it), so no later task is linked to it."""
+    fn()

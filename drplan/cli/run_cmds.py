@@ -24,8 +24,9 @@ err = Console(stderr=True)
 
 
 def _quiet_prefect_console() -> None:
-    """Keep Prefect's INFO lines (still sent to the API) off the terminal while the live display runs."""
-    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+    """Keep Prefect's and the SDKs' log lines (still sent to the API) off the terminal: the command shows the
+    run itself (live table, approvals, outcome) and every user-facing error in its own words."""
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
     # DR networks are often closed: no telemetry calls (and no error lines when they cannot get out).
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")
@@ -174,6 +175,7 @@ def drill_command(
 ) -> None:
     """DR drill: test failover to the plan's isolated test network in graph order, verify, always clean up,
     report RTO/RPO per unit against the plan's targets."""
+    _quiet_prefect_console()  # before Prefect is first imported
     _check_run_options(speed, estate)
     from drplan.failback.point_choice import parse_overrides
 
@@ -205,6 +207,7 @@ def reprotect_command(
 ) -> None:
     """Reprotect the plan's VMs Azure -> on-prem (master target rules checked first) and wait for healthy
     replication."""
+    _quiet_prefect_console()  # before Prefect is first imported
     _check_run_options(speed, estate)
     params = {
         "plan": str(plan),

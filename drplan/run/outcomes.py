@@ -3,6 +3,7 @@ and the run's outcome (:func:`outcome`, :class:`RunFailed`)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from drplan.errors import DrplanError
@@ -103,3 +104,93 @@ def summary(ctx: RunContext, **extra: object) -> dict[str, object]:
         "would": list(ctx.state.would),
         **extra,
     }
+
+
+# -- what the operator reads first: the facts, then what needs attention ----------------------------------
+_JOB = re.compile(r"\(job ([^\s)]+)")
+_UNCOMMITTED = (NodeStatus.failed_back, NodeStatus.verified)
+
+
+def _units(ctx: RunContext) -> list[str]:
+    return [n for n in ctx.graph.order if ctx.graph.units[n].kind != "hook"]
+
+
+def error_of(ctx: RunContext, node: str) -> tuple[str, str]:
+    """(the first line of the error that failed ``node``, the ASR job id it names, or "")."""
+    with ctx.lock:
+        errors = [e for (_, n), e in ctx.state.errors.items() if n == node]
+    reason = ctx.state.reasons.get(node, "")
+    exc = errors[-1] if errors else None
+    text = str(exc).splitlines()[0] if exc is not None and str(exc) else reason
+    job = getattr(exc, "job", "") or next(iter(_JOB.findall(text) or _JOB.findall(reason)), "")
+    return text[:400], job
+
+
+def uncommitted(ctx: RunContext) -> list[str]:
+    """Failback units that are failed back on-prem but not committed (their Azure VMs still exist)."""
+    if ctx.inputs.kind != "failback" or ctx.dry_run:
+        return []
+    return [u for u in _units(ctx) if ctx.get(u) in _UNCOMMITTED]
+
+
+def not_started(ctx: RunContext) -> dict[str, str]:
+    """Units that never started, with why."""
+    out = {}
+    for u in _units(ctx):
+        status = ctx.get(u)
+        if status == NodeStatus.skipped:
+            out[u] = ctx.state.reasons.get(u, "not run")
+        elif status == NodeStatus.pending:
+            out[u] = "the run stopped before it"
+    return out
+
+
+def needs_attention(ctx: RunContext, command: str = "") -> list[str]:
+    """Markdown bullets, most urgent first: failed units (error and job id), units failed back but not
+    committed and what that means, units not started and why, the next command to run."""
+    failed, _ = outcome(ctx)
+    lines = []
+    for node in failed:
+        text, job = error_of(ctx, node)
+        lines.append(f"- ✗ **{node}** failed: {text}" + (f" (ASR job `{job}`)" if job else ""))
+    waiting = uncommitted(ctx)
+    if waiting:
+        lines.append(
+            f"- ⚠ **not committed**: {', '.join(f'**{u}**' for u in waiting)} "
+            f"{'is' if len(waiting) == 1 else 'are'} failed back to on-prem but not committed: "
+            "the Azure VMs still exist and nothing protects the on-prem VMs until commit and reprotect"
+        )
+    later = not_started(ctx)
+    if later:
+        lines.append("- ⏸ **not started**: " + "; ".join(f"**{u}** ({why})" for u, why in later.items()))
+    for what, why in ctx.state.not_done.items():
+        if not waiting or not what.startswith(("commit ", "reprotect ")):
+            lines.append(f"- ⚠ {what}: {why}")
+    if lines and command:
+        lines.append(f"- ▶ **next:** fix the cause, then `{command}` (a re-run continues from ASR's state)")
+    return lines
+
+
+def facts_line(ctx: RunContext) -> str:
+    """One line for the flow run's state message, leading with the facts: counts, then names."""
+    units = _units(ctx)
+    failed, _ = outcome(ctx)
+    failed_units = [u for u in units if u in failed]
+    parts = []
+    if failed_units:
+        first = failed_units[0]
+        text, job = error_of(ctx, first)
+        parts.append(
+            f"{len(failed_units)} of {len(units)} units failed ({', '.join(failed_units)}): "
+            f"{first}: {text[:160]}" + (f" [job {job}]" if job else "")
+        )
+    failed_hooks = [n for n in failed if n not in units]
+    if failed_hooks:
+        parts.append(f"hook(s) failed: {', '.join(failed_hooks)}")
+    waiting = uncommitted(ctx)
+    if waiting:
+        parts.append(f"{len(waiting)} failed back but NOT committed ({', '.join(waiting)})")
+    later = not_started(ctx)
+    if later:
+        parts.append(f"{len(later)} not started ({', '.join(later)})")
+    return "; ".join(parts)

@@ -130,15 +130,25 @@ def _healthy(http: httpx.Client, proc: subprocess.Popen, log: Path) -> bool:
 
 
 @contextmanager
-def prefect_server(home: Path, *, startup_timeout: float = 120.0) -> Iterator[Server]:
-    """Start ``prefect server start`` on 127.0.0.1 (free port, fresh SQLite under ``home``); stop it after."""
+def prefect_server(home: Path, *, startup_timeout: float = 120.0, ui: bool = False) -> Iterator[Server]:
+    """Start ``prefect server start`` on 127.0.0.1 (free port, fresh SQLite under ``home``, the UI only when
+    asked); stop it after."""
     home.mkdir(parents=True, exist_ok=True)
     port = free_port()
     log = home / "server.log"
-    env = server_env(home, f"http://127.0.0.1:{port}/api")
+    env = {**server_env(home, f"http://127.0.0.1:{port}/api"), "PREFECT_UI_ENABLED": str(ui).lower()}
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [*PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port), "--no-ui"],
+            [
+                *PREFECT,
+                "server",
+                "start",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                *([] if ui else ["--no-ui"]),
+            ],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -146,6 +156,7 @@ def prefect_server(home: Path, *, startup_timeout: float = 120.0) -> Iterator[Se
             cwd=home,
         )
     server = Server(home, port, proc, log)
+    server.env = env
     try:
         wait_until(
             "the prefect server's /health", lambda: _healthy(server.http, proc, log), timeout=startup_timeout

@@ -74,7 +74,7 @@ def test_prefect_yaml_declares_the_deployments_the_issue_asks_for() -> None:
     for d in deployments.values():
         assert d["work_pool"]["name"] == POOL
         assert d["concurrency_limit"]["limit"] == 1
-        assert d["parameters"]["plan"] == PLAN and d["parameters"]["simulate"] is True
+        assert d["parameters"]["plan"] == PLAN and d["parameters"]["simulate"] is False  # never by surprise
 
 
 def test_deploy_all_then_drill_through_the_api_and_the_event(tmp_path: Path) -> None:
@@ -89,7 +89,7 @@ def test_deploy_all_then_drill_through_the_api_and_the_event(tmp_path: Path) -> 
         for name in ("failback", "reprotect"):
             assert _deployment(server, name)["work_pool_name"] == POOL
         assert drill["work_pool_name"] == POOL
-        assert drill["parameters"] == {"plan": PLAN, "simulate": True}
+        assert drill["parameters"] == {"plan": PLAN, "simulate": False}
         schedules = [(s["schedule"].get("cron"), s["active"]) for s in drill["schedules"]]
         assert schedules == [("0 3 * * 6", False)]
         assert drill["global_concurrency_limit"]["limit"] == 1
@@ -101,7 +101,9 @@ def test_deploy_all_then_drill_through_the_api_and_the_event(tmp_path: Path) -> 
 
         # The worker runs from elsewhere: the pull step must put the flow run in the project directory.
         with process_worker(server, POOL, cwd=server.home):
-            by_api = server.post(f"/deployments/{drill['id']}/create_flow_run", {})
+            by_api = server.post(
+                f"/deployments/{drill['id']}/create_flow_run", {"parameters": {"simulate": True}}
+            )
             run = _wait_finished(server, by_api["id"], "the drill started through the API")
             assert run["parameters"] == {"plan": PLAN, "simulate": True}
             _check_drill_report(server, run, units)
@@ -115,7 +117,7 @@ def test_deploy_all_then_drill_through_the_api_and_the_event(tmp_path: Path) -> 
                         "occurred": datetime.now(UTC).isoformat(),
                         "event": "drplan.drill.requested",
                         "resource": {"prefect.resource.id": "drplan.plan.three-tier"},
-                        "payload": {"plan": PLAN},
+                        "payload": {"plan": PLAN, "simulate": True},
                     }
                 ],
             )

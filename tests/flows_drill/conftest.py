@@ -17,6 +17,7 @@ hooks:
   - name: smoke-test
     kind: shell
     command: echo "smoke-test $DRPLAN_MODE" >> {log}
+    in_simulation: true
     depends_on: [web-01, web-02]
   - name: change-approval
     kind: approval
@@ -25,6 +26,7 @@ hooks:
   - name: restore-dns
     kind: shell
     command: echo restore-dns >> {log}
+    in_simulation: true
     after_cleanup: true
 """
 
@@ -70,6 +72,7 @@ def external_sim(monkeypatch):
             sim = stack.enter_context(start_simulator(estate, speed=SPEED))
             monkeypatch.setenv("DRPLAN_SIM_ENDPOINT", sim.endpoint)
             monkeypatch.setenv("DRPLAN_SIM_CA_FILE", sim.ca_file)
+            monkeypatch.setenv("DRPLAN_SIM_TOKEN", sim.token)
             return sim
 
         yield start
