@@ -4,11 +4,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages: Go and govmomi's source, to build VMware's vCenter simulator (vcsim) for the pyVmomi tests.
+# Debian packages: Go and govmomi's source, to build VMware's vCenter simulator (vcsim) for the pyVmomi tests;
+# Chromium, for the tests that open the Prefect UI as an operator would (tests/ui, headless, DevTools protocol).
+PKGS=()
 if ! command -v go >/dev/null 2>&1 || [ ! -d /usr/share/gocode/src/github.com/vmware/govmomi ]; then
+  PKGS+=(golang-go golang-github-vmware-govmomi-dev)
+fi
+[ -x /usr/bin/chromium ] || PKGS+=(chromium)
+if [ "${#PKGS[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq golang-go golang-github-vmware-govmomi-dev >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${PKGS[@]}" >/dev/null
 fi
 
 # The virtualenv: the exact pins of requirements-test.lock (runtime + test extras + the build backend, with hashes;
