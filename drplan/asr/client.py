@@ -7,14 +7,15 @@ from typing import Any
 from drplan.asr.discovery import DiscoveryMixin
 from drplan.asr.groups import GroupsMixin
 from drplan.asr.jobs import JobsMixin
-from drplan.asr.operations import ItemOperationsMixin
+from drplan.asr.rcm_infrastructure import build_compute_client
+from drplan.asr.rcm_operations import RcmOperationsMixin
 from drplan.asr.recovery_plans import RecoveryPlanMixin
 from drplan.asr.transport import build_sdk_client
 from drplan.clock import REAL_CLOCK, Clock
 from drplan.plan.schema import AzureTarget
 
 
-class AsrClient(DiscoveryMixin, JobsMixin, ItemOperationsMixin, RecoveryPlanMixin, GroupsMixin):
+class AsrClient(DiscoveryMixin, JobsMixin, RcmOperationsMixin, RecoveryPlanMixin, GroupsMixin):
     """Reads and idempotent actions on one Recovery Services vault, returning :mod:`drplan.observed` types.
 
     Build it with :meth:`for_vault`. Every action reads the item's phase first
@@ -58,7 +59,7 @@ class AsrClient(DiscoveryMixin, JobsMixin, ItemOperationsMixin, RecoveryPlanMixi
             retry_total=retry_total,
             **client_kwargs,
         )
-        return cls(
+        client = cls(
             sdk,
             subscription_id=azure.subscription_id,
             resource_group=azure.resource_group,
@@ -69,3 +70,13 @@ class AsrClient(DiscoveryMixin, JobsMixin, ItemOperationsMixin, RecoveryPlanMixi
             direction=direction or azure.failback_direction,
             plan_direction=plan_direction,
         )
+        client._compute_factory = lambda: build_compute_client(
+            azure.subscription_id,
+            endpoint=endpoint,
+            ca_file=ca_file,
+            credential=credential,
+            clock=clock,
+            retry_total=retry_total,
+            **client_kwargs,
+        )
+        return client

@@ -13,8 +13,9 @@ from dataclasses import replace
 
 from drplan.asr.base import AsrBase
 from drplan.errors import AsrError, JobTimeout, PreconditionError, TransientError
-from drplan.observed import ItemRef, Job, JobStatus, RecoveryPoint
+from drplan.observed import ItemRef, Job, JobStatus, Phase, RecoveryPoint
 from drplan.plan.schema import GroupFailbackMode, RecoveryPointPolicy
+from drplan.recovery.phase import phase_of
 
 
 def recovery_plan_name(group: str) -> str:
@@ -90,8 +91,12 @@ class GroupsMixin(AsrBase):
         only ``point_type`` (``LatestTag``: the group's newest common multi-VM sync point; ``LatestTime``)."""
         if GroupFailbackMode(mode) is GroupFailbackMode.recovery_plan:
             name = recovery_plan_name(group)
+            family = self._family(group, refs)
             self.ensure_recovery_plan(name, refs)
-            job = self.plan_failback(name, refs, point_type=point_type, wait=wait, timeout=timeout)
+            if family == "modernized":
+                job = self._plan_planned_failback(name, refs, point_type, wait=wait, timeout=timeout)
+            else:
+                job = self.plan_failback(name, refs, point_type=point_type, wait=wait, timeout=timeout)
             return {r.vm: job for r in refs}
         points = dict(points or {})
         lacking = [r.vm for r in refs if r.vm not in points]
@@ -110,6 +115,54 @@ class GroupsMixin(AsrBase):
             wait=wait,
             timeout=timeout,
         )
+
+    def _family(self, group: str, refs: Sequence[ItemRef]) -> str:
+        """``modernized`` or ``classic``: the provider family every member replicates with (one batched read);
+        a group mixing both is refused (one recovery plan cannot fail back both)."""
+        states = self.item_states(refs)
+        families = {vm: s.family for vm, s in states.items()}
+        kinds = set(families.values())
+        if len(kinds) > 1:
+            listing = ", ".join(f"{vm}: {states[vm].provider}" for vm in sorted(families))
+            raise PreconditionError(
+                f"failback of VM {', '.join(r.vm for r in refs)} (replication group {group}) refused: its "
+                f"members replicate with different providers ({listing}); migrate them all to the modernized "
+                "experience first",
+                vm=", ".join(r.vm for r in refs),
+                operation="failback",
+                rule="a replication group's members replicate with one provider",
+            )
+        return kinds.pop() if kinds else "classic"
+
+    def _plan_planned_failback(
+        self, name: str, refs: Sequence[ItemRef], point_type: str, *, wait: bool, timeout: float | None
+    ) -> Job:
+        """The modernized group's planned failover (multi-VM sync on); a failed job is rolled back (ASR does,
+        or drplan cancels the members it left failed back) before the error is raised."""
+        from drplan.asr.rcm_operations import rcm_point_type, rolled_back
+
+        op = "failback (planned failover)"
+        label = f"{', '.join(r.vm for r in refs)} (recovery plan {name})"
+        try:
+            rp_type = rcm_point_type(point_type)
+        except ValueError as exc:
+            raise PreconditionError(f"{op} of VM {label}: {exc}", vm=label, operation=op) from None
+        job = self.plan_planned_failback(name, refs, point_type=rp_type, wait=False)
+        if not wait or not job.name or job.done and job.state is JobStatus.succeeded:
+            return job
+        try:
+            done = self.wait_job(job.name, timeout=timeout, vm=label, operation=op, check=True)
+        except JobTimeout:
+            raise
+        except AsrError as err:
+            phases = {vm: phase_of(s) for vm, s in self.item_states(refs).items()}
+            if not any(p is Phase.failed_back for p in phases.values()):
+                what = "ASR rolled it back: the on-prem VMs are off and the Azure VMs run again"
+            else:
+                cancel = self.plan_cancel(name, refs, timeout=timeout)
+                what = f"ASR did not roll it back, so drplan cancelled it (job {cancel.name or '(done)'})"
+            raise rolled_back(err, what) from None
+        return replace(done, reused=job.reused)
 
     def _by_mode(
         self,

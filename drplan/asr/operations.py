@@ -18,6 +18,7 @@ from drplan.recovery.phase import (
     FAILBACK_SCENARIOS,
     REPROTECT_SCENARIOS,
     TEST_SCENARIOS,
+    is_modernized,
     normalise,
     phase_of,
 )
@@ -158,25 +159,15 @@ class ItemOperationsMixin(InfrastructureMixin):
             )
 
         def decide(state: ItemState) -> Job | None:
-            decision = self._decide(
-                state,
-                op,
-                "UnplannedFailover",
-                FAILBACK_SCENARIOS,
-                ready={Phase.reprotected_to_onprem},
-                done={Phase.failed_back, Phase.committed, Phase.reprotected_to_azure},
-                rule=REPROTECT_RULE,
-                why="it must be reprotected toward on-prem first",
-            )
-            if decision is None and state.replication_health not in ("Normal", "", "None"):
+            if is_modernized(state):
                 raise PreconditionError(
-                    f"failback of VM {ref.vm} refused: replication health is {state.replication_health}, "
-                    f"not Normal (failback doc rule: {REPROTECT_RULE})",
+                    f"failback of VM {ref.vm} refused: it replicates with {state.provider} (modernized), "
+                    "which fails back only by planned failover to a point type: use planned_failback()",
                     vm=ref.vm,
                     operation=op,
-                    rule=REPROTECT_RULE,
+                    rule="each VM through its own provider's operations",
                 )
-            return decision
+            return self._decide_failback(state, op, "UnplannedFailover")
 
         body = m.UnplannedFailoverInput(
             properties=m.UnplannedFailoverInputProperties(
@@ -251,30 +242,15 @@ class ItemOperationsMixin(InfrastructureMixin):
             )
 
         def decide(state: ItemState) -> Job | None:
-            decision = self._decide(
-                state,
-                op,
-                "ReverseReplication",
-                REPROTECT_SCENARIOS,
-                ready={Phase.failed_over_to_azure},
-                done={
-                    Phase.reprotected_to_onprem,
-                    Phase.failback_in_progress,
-                    Phase.failed_back,
-                    Phase.committed,
-                    Phase.reprotected_to_azure,
-                },
-                rule="reprotect Azure → on-prem after the failover to Azure",
-                why="it must be failed over to Azure",
-            )
-            if decision is None and "commit" in {normalise(a) for a in state.allowed_operations}:
+            if is_modernized(state):
                 raise PreconditionError(
-                    f"{op} of VM {ref.vm} refused: its failover to Azure is not committed yet",
+                    f"{op} of VM {ref.vm} refused: it replicates with {state.provider} (modernized): use "
+                    "reprotect_to_onprem_modernized() (an appliance, a datastore, a log storage account)",
                     vm=ref.vm,
                     operation=op,
-                    rule="commit the failover to Azure before reprotect",
+                    rule="each VM through its own provider's operations",
                 )
-            return decision
+            return self._decide_reprotect_onprem(state, op)
 
         def body() -> m.ReverseReplicationInput:
             return m.ReverseReplicationInput(
@@ -297,6 +273,56 @@ class ItemOperationsMixin(InfrastructureMixin):
 
         send = self._lazy_sender(ref, op, self._sdk.replication_protected_items.begin_reprotect, body)
         return self._run(ref, op, "ReverseReplication", decide, send, wait=wait, timeout=timeout)
+
+    def _decide_failback(self, state: ItemState, op: str, scenario: str) -> Job | None:
+        """The phase rule of a failback (either provider): reprotected toward on-prem, replication healthy."""
+        decision = self._decide(
+            state,
+            op,
+            scenario,
+            FAILBACK_SCENARIOS,
+            ready={Phase.reprotected_to_onprem},
+            done={Phase.failed_back, Phase.committed, Phase.reprotected_to_azure},
+            rule=REPROTECT_RULE,
+            why="it must be reprotected toward on-prem (and the reprotect finished) first",
+        )
+        if decision is None and state.replication_health not in ("Normal", "", "None"):
+            raise PreconditionError(
+                f"{op} of VM {state.ref.vm} refused: replication health is {state.replication_health}, "
+                f"not Normal (failback doc rule: {REPROTECT_RULE})",
+                vm=state.ref.vm,
+                operation=op,
+                rule=REPROTECT_RULE,
+            )
+        return decision
+
+    def _decide_reprotect_onprem(self, state: ItemState, op: str) -> Job | None:
+        """The phase rule of a reprotect Azure → on-prem (either provider): failed over and committed."""
+        ref = state.ref
+        decision = self._decide(
+            state,
+            op,
+            "ReverseReplication",
+            REPROTECT_SCENARIOS,
+            ready={Phase.failed_over_to_azure},
+            done={
+                Phase.reprotected_to_onprem,
+                Phase.failback_in_progress,
+                Phase.failed_back,
+                Phase.committed,
+                Phase.reprotected_to_azure,
+            },
+            rule="reprotect Azure → on-prem after the failover to Azure",
+            why="it must be failed over to Azure",
+        )
+        if decision is None and "commit" in {normalise(a) for a in state.allowed_operations}:
+            raise PreconditionError(
+                f"{op} of VM {ref.vm} refused: its failover to Azure is not committed yet",
+                vm=ref.vm,
+                operation=op,
+                rule="commit the failover to Azure before reprotect",
+            )
+        return decision
 
     def reprotect_to_azure(
         self,
@@ -403,7 +429,22 @@ class ItemOperationsMixin(InfrastructureMixin):
             )
 
         state = self.item_state(ref, operation=op)
-        if normalise(state.provider) == "inmage":
+        details: Any
+        if normalise(state.provider) == "inmagercm":  # modernized: a drill is a test failover into Azure
+            if not network_id:
+                raise PreconditionError(
+                    f"{op} of VM {ref.vm} refused: a modernized drill needs the isolated Azure network "
+                    "(drill.test_network: a virtual network name or ARM id)",
+                    vm=ref.vm,
+                    operation=op,
+                    rule="a drill runs in an isolated test network",
+                )
+            network_id = self.network_id(network_id)
+            details = m.InMageRcmTestFailoverInput(
+                network_id=network_id, recovery_point_id=point.id if point else None
+            )
+            default_direction = "PrimaryToRecovery"
+        elif normalise(state.provider) == "inmage":
             details = m.InMageTestFailoverInput(
                 recovery_point_type="Custom" if point else (point_type or "LatestTime"),
                 recovery_point_id=point.id if point else None,
@@ -457,6 +498,15 @@ class ItemOperationsMixin(InfrastructureMixin):
         return self._run(ref, op, "TestFailoverCleanup", decide, send, wait=wait, timeout=timeout)
 
     # -- helpers ---------------------------------------------------------------------------------------------
+    def network_id(self, name_or_id: str) -> str:
+        """An Azure virtual network's ARM id: as given, or ``name`` in the vault's resource group."""
+        if name_or_id.startswith("/"):
+            return name_or_id
+        return (
+            f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}/providers/"
+            f"Microsoft.Network/virtualNetworks/{name_or_id}"
+        )
+
     def _sender(self, ref: ItemRef, operation: str, begin, *body) -> Callable[[], Started]:
         return lambda: self._start(ref.vm, operation, begin, ref.fabric, ref.container, ref.item, *body)
 

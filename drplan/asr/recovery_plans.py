@@ -253,6 +253,74 @@ class RecoveryPlanMixin(AsrBase):
             timeout=timeout,
         )
 
+    def plan_planned_failback(
+        self,
+        name: str,
+        refs: Sequence[ItemRef],
+        *,
+        point_type: str = "ApplicationConsistent",
+        use_multi_vm_sync_point: bool = True,
+        direction: str | None = None,
+        wait: bool = True,
+        timeout: float | None = None,
+    ) -> Job:
+        """Fail every modernized member back together: plan-level ``plannedFailover`` with
+        ``RecoveryPlanInMageRcmFailbackFailoverInput{recoveryPointType, useMultiVmSyncPoint}``.
+
+        ``ApplicationConsistent`` + multi-VM sync: each replication group to its common app-consistent point;
+        ``CrashConsistent``: the points ASR makes when it shuts the Azure VMs down. ``direction`` defaults to
+        the client's plan direction (``RecoveryToPrimary``)."""
+        body = m.RecoveryPlanPlannedFailoverInput(
+            properties=m.RecoveryPlanPlannedFailoverInputProperties(
+                failover_direction=direction or self.plan_direction,
+                provider_specific_details=[
+                    m.RecoveryPlanInMageRcmFailbackFailoverInput(
+                        recovery_point_type=point_type,
+                        use_multi_vm_sync_point="Enable" if use_multi_vm_sync_point else "Disable",
+                    )
+                ],
+            )
+        )
+        op = "failback (planned failover)"
+        return self._run_plan(
+            name,
+            refs,
+            op,
+            "PlannedFailover",
+            FAILBACK_SCENARIOS,
+            ready=lambda info, ph: all(p is Phase.reprotected_to_onprem for p in ph.values()),
+            done=lambda info, ph: all(
+                p in (Phase.failed_back, Phase.committed, Phase.reprotected_to_azure) for p in ph.values()
+            ),
+            rule="reprotect finished: protected, replication health OK",
+            send=self._plan_sender(
+                name, refs, op, self._sdk.replication_recovery_plans.begin_planned_failover, body
+            ),
+            wait=wait,
+            timeout=timeout,
+        )
+
+    def plan_cancel(
+        self, name: str, refs: Sequence[ItemRef], *, wait: bool = True, timeout: float | None = None
+    ) -> Job:
+        """Roll a plan-level failback back (``failoverCancel``) while its members are failed back."""
+        op = "cancel failback"
+        return self._run_plan(
+            name,
+            refs,
+            op,
+            "CancelFailover",
+            frozenset({"cancelfailover", "failovercancel"}),
+            ready=lambda info, ph: any(p is Phase.failed_back for p in ph.values()),
+            done=lambda info, ph: all(p is Phase.reprotected_to_onprem for p in ph.values()),
+            rule="cancel only a failback that is not committed",
+            send=self._plan_sender(
+                name, refs, op, self._sdk.replication_recovery_plans.begin_failover_cancel
+            ),
+            wait=wait,
+            timeout=timeout,
+        )
+
     def plan_commit(
         self, name: str, refs: Sequence[ItemRef], *, wait: bool = True, timeout: float | None = None
     ):

@@ -1,10 +1,17 @@
-"""Where a protected item is in the classic failback lifecycle, read from one :class:`ItemState`.
+"""Where a protected item is in the failback lifecycle, read from one :class:`ItemState`, for both provider
+families (the same :class:`Phase` values).
 
 Lifecycle (Microsoft's failback doc, classic providers): replicating to Azure (``InMageAzureV2``) → failed
 over to Azure → reprotected toward on-prem (``InMage``, ready to fail back) → failback in progress → failed
 back (commit pending) → committed → reprotected to Azure (``InMageAzureV2`` again). Every operation of
 :class:`drplan.asr.AsrClient` reads this first, so a re-run after a crash neither repeats a write that
 already happened nor duplicates a running job.
+
+Modernized providers (``InMageRcm`` forward, ``InMageRcmFailback`` back): replicating to Azure (InMageRcm) →
+failed over to Azure → reprotected toward on-prem (InMageRcmFailback ``Protected``, PlannedFailover allowed) →
+planned failover in progress → failed back (``PlannedFailoverCommitRequired``) → committed
+(``PlannedFailoverStatesBegin``: Microsoft's FailoverCommit example) → reprotected to Azure (InMageRcm
+again). ``allowedOperations`` and the running scenario decide first, the state strings after them.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ __all__ = [
     "FAILBACK_SCENARIOS",
     "REPROTECT_SCENARIOS",
     "TEST_SCENARIOS",
+    "is_modernized",
     "normalise",
     "phase_of",
     "scenario_of",
@@ -48,12 +56,46 @@ def scenario_of(state: ItemState) -> str:
     return "" if s in ("", "none") else s
 
 
+def is_modernized(state: ItemState) -> bool:
+    """The item replicates with a modernized provider (``InMageRcm`` / ``InMageRcmFailback``)."""
+    return state.family == "modernized"
+
+
+def _rcm_failback_phase(ps: str, allowed: set[str], scenario: str) -> Phase:
+    """An InMageRcmFailback item: reprotected toward on-prem, failing back, failed back or committed."""
+    if "reversereplicate" in allowed or ("plannedfailoverstatesbegin" in ps) or _committed(ps):
+        return Phase.committed
+    if "commit" in allowed or "commitrequired" in ps or "commitpending" in ps:
+        return Phase.failed_back
+    if scenario in FAILBACK_SCENARIOS or "failoverinprogress" in ps:
+        return Phase.failback_in_progress
+    if "plannedfailover" in allowed or ps.startswith("protected") or "resync" in ps or "initial" in ps:
+        return Phase.reprotected_to_onprem
+    return Phase.unknown
+
+
+def _rcm_forward_phase(state: ItemState, ps: str, allowed: set[str]) -> Phase:
+    """An InMageRcm item: replicating to Azure (first time or after a failback cycle), or failed over."""
+    if _committed(ps) or _commit_pending(ps, allowed) or normalise(state.active_location) == "recovery":
+        return Phase.failed_over_to_azure
+    if ps.startswith("protected") or "resync" in ps or "initial" in ps or "unplannedfailover" in allowed:
+        if state.last_successful_failover_time is not None:
+            return Phase.reprotected_to_azure
+        return Phase.replicating_to_azure
+    return Phase.unknown
+
+
 def phase_of(state: ItemState) -> Phase:
     """Classify an item. Pure; ``Phase.unknown`` when the state fits no step of the lifecycle."""
     ps = normalise(state.protection_state)
     allowed = {normalise(a) for a in state.allowed_operations}
     scenario = scenario_of(state) if state.current_job else ""
     provider = normalise(state.provider)
+
+    if provider == "inmagercmfailback":
+        return _rcm_failback_phase(ps, allowed, scenario)
+    if provider == "inmagercm":
+        return _rcm_forward_phase(state, ps, allowed)
 
     if provider == "inmage":  # Azure -> on-prem replication: the failback half of the lifecycle
         if _committed(ps):

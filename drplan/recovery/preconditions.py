@@ -15,6 +15,9 @@ from drplan.observed import CheckResult, Infrastructure, ItemState
 
 #: a configuration server whose last heartbeat is older than this is treated as not running
 HEARTBEAT_MAX_AGE = 15 * 60.0
+#: a mobility agent (modernized) whose last heartbeat is older than this is stale (ASR refuses reprotect)
+AGENT_HEARTBEAT_MAX_AGE = 15 * 60.0
+RULE_AGENT = "the mobility agent registered after the failover and sends heartbeats"
 _W2008R2SP1 = re.compile(r"2008\s*R2.*SP\s*1", re.IGNORECASE)
 RULE_CS = "configuration server running and connected"
 RULE_MT_OS = "Windows VMs need a Windows master target, Linux VMs a Linux one"
@@ -225,3 +228,34 @@ def master_target_in_use_check(
             "the plan's master target is the one ASR replicates the VM to",
         )
     ]
+
+
+# -- modernized: the mobility agent after the failover -------------------------------------------------------
+def agent_ready_check(
+    vm: str, state: ItemState, now: datetime, *, max_age: float = AGENT_HEARTBEAT_MAX_AGE
+) -> CheckResult:
+    """The item's mobility agent registered after the failover
+    (``isAgentRegistrationSuccessfulAfterFailover``) and sent a heartbeat within ``max_age`` seconds before
+    ``now``: what a modernized reprotect needs."""
+    name = f"agent-registered {vm}"
+    if state.agent_registered_after_failover is False:
+        return _fail(
+            name,
+            f"the mobility agent of VM {vm} did not register after the failover "
+            "(isAgentRegistrationSuccessfulAfterFailover false): keep the VM running with the mobility "
+            "service up and the required URLs reachable",
+            vm,
+            RULE_AGENT,
+        )
+    if state.agent_heartbeat is None:
+        return _fail(name, f"the mobility agent of VM {vm} reports no heartbeat", vm, RULE_AGENT)
+    age = (now - state.agent_heartbeat).total_seconds()
+    if age > max_age:
+        return _fail(
+            name,
+            f"the mobility agent of VM {vm} last sent a heartbeat {round(age / 60)} minutes ago "
+            f"({state.agent_heartbeat:%Y-%m-%d %H:%M:%S}Z)",
+            vm,
+            RULE_AGENT,
+        )
+    return CheckResult(name, True, f"registered, heartbeat {int(max(age, 0))}s ago", vm, RULE_AGENT)

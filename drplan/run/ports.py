@@ -9,10 +9,12 @@ from typing import Any, Protocol, runtime_checkable
 
 from drplan.clock import Clock
 from drplan.observed import (
+    AzureVmState,
     Infrastructure,
     ItemRef,
     ItemState,
     Job,
+    ModernizedInfrastructure,
     RecoveryPoint,
     SiteState,
     VmState,
@@ -109,6 +111,57 @@ class RecoveryService(Protocol):
     def test_failover_cleanup(
         self, ref: ItemRef, *, comments: str = ..., timeout: float | None = None
     ) -> Job: ...
+
+    # -- modernized providers (InMageRcm -> InMageRcmFailback); see drplan/asr/rcm_operations.py -------------
+    def modernized_infrastructure(self) -> ModernizedInfrastructure: ...
+
+    def planned_failback(
+        self,
+        ref: ItemRef,
+        point_type: str = "CrashConsistent",
+        *,
+        timeout: float | None = None,
+        state: ItemState | None = None,
+    ) -> Job: ...
+
+    def cancel_failback(
+        self, ref: ItemRef, *, timeout: float | None = None, state: ItemState | None = None
+    ) -> Job: ...
+
+    def reprotect_to_onprem_modernized(
+        self,
+        ref: ItemRef,
+        *,
+        appliance: str,
+        datastore: str,
+        log_storage_account: str,
+        policy: str | None = None,
+        timeout: float | None = None,
+        state: ItemState | None = None,
+    ) -> Job: ...
+
+    def replication_progress(
+        self, ref: ItemRef, *, state: ItemState | None = None
+    ) -> tuple[int | None, str]: ...
+
+    def wait_agent_ready(
+        self, ref: ItemRef, *, timeout: float, poll: float = 60.0, state: ItemState | None = None
+    ) -> ItemState: ...
+
+    def reprotect_to_azure_modernized(
+        self,
+        ref: ItemRef,
+        *,
+        process_server: str | None = None,
+        policy: str | None = None,
+        run_as_account: str | None = None,
+        readiness_timeout: float = 1200.0,
+        agent_registration_window: float | None = None,
+        timeout: float | None = None,
+        state: ItemState | None = None,
+    ) -> Job: ...
+
+    def azure_vm(self, name: str, *, resource_group: str | None = None, vm: str = "") -> AzureVmState: ...
 
     def get_job(self, name: str, *, vm: str = "", operation: str = "get job") -> Job: ...
 
