@@ -60,8 +60,8 @@ class Unit:
         """How long to wait for the unit's VMs to come up (the longest member timeout); None for hooks."""
         return max(self.verify_timeouts.values()) if self.verify_timeouts else None
 
-    def to_dict(self) -> dict:
-        out: dict = {
+    def to_dict(self) -> dict[str, object]:
+        out: dict[str, object] = {
             "name": self.name,
             "kind": self.kind,
             "vms": list(self.vm_names),
@@ -69,6 +69,7 @@ class Unit:
             "estimate": self.estimate,
         }
         if self.kind == "hook":
+            assert self.hook is not None  # a hook unit carries its hook
             out["hook"] = self.hook.kind
         else:
             out["policy"] = str(self.policy)
@@ -118,7 +119,7 @@ class RecoveryGraph:
                 return unit
         raise KeyError(vm_name)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, object]:
         path, seconds = self._critical
         return {
             "plan": self.plan_name,

@@ -25,6 +25,7 @@ __all__ = ["gc_paused", "load_plan", "load_plan_text"]
 def load_plan(path: str | FsPath) -> Plan:
     """Read, parse and validate a plan file. Raises PlanError listing every problem."""
     name = str(path)
+    reason: str | None
     try:
         text = FsPath(path).read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -62,10 +63,10 @@ def _load(text: str, filename: str) -> Plan:
         problems = [translate.problem(err) for err in exc.errors(include_url=False)]
         salvaged, partial = partial_plan(data)
         problems += check_plan(salvaged, source, partial)
-        raise PlanError(sort_problems(problems)) from None
+        raise PlanError([*sort_problems(problems)]) from None
     problems = check_plan(plan, source)
     if problems:
-        raise PlanError(problems)
+        raise PlanError([*problems])
     return plan
 
 
@@ -95,9 +96,10 @@ class _Locator:
             if isinstance(node, YamlMap) and isinstance(part, str) and part in node.marks:
                 marks = node.marks[part]  # merged keys (<<: *x) carry no marks
                 pos = marks[:2] if key and i == len(path) - 1 else marks[2:]
+                node = node[part]
             elif isinstance(node, YamlSeq) and isinstance(part, int) and 0 <= part < len(node):
                 pos = node.marks[part]
+                node = node[part]
             else:
                 return None
-            node = node[part]
         return pos[0] + 1, pos[1] + 1

@@ -13,9 +13,11 @@ import re
 import types
 import typing
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import pydantic
 from pydantic import BaseModel, TypeAdapter
+from pydantic_core import ErrorDetails
 
 from drplan.plan.schema import (
     ApprovalHook,
@@ -32,6 +34,8 @@ from drplan.plan.schema import (
 )
 from drplan.plan.validate import Partial, Path, Problem, Source, Suggester
 from drplan.plan.yamldoc import show
+
+Loc = tuple[int | str, ...]  # a pydantic error location
 
 LITERAL_SECRET = "a literal secret is not allowed here; reference it: {env: VAR} or {prefect_secret: BLOCK}"
 
@@ -105,20 +109,20 @@ class SchemaProblems:
     def __init__(self, source: Source):
         self.source = source
         self.suggest = Suggester()
-        self._walked: dict[tuple, tuple[Path, object]] = {(): ((), Plan)}
-        self._resolved: dict[tuple, tuple[Path, type | None]] = {}
-        self._allowed: dict[type | None, tuple[list[str], str]] = {}
+        self._walked: dict[Loc, tuple[Path, object]] = {(): ((), Plan)}
+        self._resolved: dict[Loc, tuple[Path, type[BaseModel] | None]] = {}
+        self._allowed: dict[type[BaseModel] | None, tuple[list[str], str]] = {}
 
-    def resolve(self, loc: tuple) -> tuple[Path, type | None]:
+    def resolve(self, loc: Loc) -> tuple[Path, type[BaseModel] | None]:
         """A pydantic error location as a document path (dropping union tags like ``shell``) plus
         the model class at that path (None below a scalar)."""
         if loc not in self._resolved:
             path, tp = self._walk(loc)
             tp = _unwrap(tp)
-            self._resolved[loc] = path, tp if isinstance(tp, type) else None
+            self._resolved[loc] = path, tp if isinstance(tp, type) and issubclass(tp, BaseModel) else None
         return self._resolved[loc]
 
-    def _walk(self, loc: tuple) -> tuple[Path, object]:
+    def _walk(self, loc: Loc) -> tuple[Path, object]:
         if loc in self._walked:
             return self._walked[loc]
         path, tp = self._walk(loc[:-1])
@@ -128,7 +132,9 @@ class SchemaProblems:
             self._walked[loc] = path, None
             return self._walked[loc]
         if typing.get_origin(tp) in (typing.Union, types.UnionType):  # the Hook union: part is its tag
-            by_tag = {_tag(m): m for m in typing.get_args(tp) if isinstance(m, type)}
+            by_tag = {
+                _tag(m): m for m in typing.get_args(tp) if isinstance(m, type) and issubclass(m, BaseModel)
+            }
             if part in by_tag:
                 self._walked[loc] = path, by_tag[part]
                 return self._walked[loc]
@@ -143,7 +149,7 @@ class SchemaProblems:
         self._walked[loc] = (*path, part), tp
         return self._walked[loc]
 
-    def problem(self, err: dict) -> Problem:
+    def problem(self, err: ErrorDetails) -> Problem:
         """The positioned problem for one pydantic error."""
         source, suggest = self.source, self.suggest
         kind, ctx, value = err["type"], err.get("ctx") or {}, err.get("input")
@@ -200,7 +206,7 @@ class SchemaProblems:
         return source.problem(path, err["msg"][0].lower() + err["msg"][1:])
 
 
-def _tag(model: type) -> str | None:
+def _tag(model: type[BaseModel]) -> str | None:
     field = model.model_fields.get("kind")
     args = typing.get_args(field.annotation) if field else ()
     return args[0] if args else None
@@ -219,9 +225,10 @@ _SECTION_MODELS = {
 
 
 @functools.cache
-def _field_adapter(model: type[BaseModel], name: str) -> TypeAdapter:
+def _field_adapter(model: type[BaseModel], name: str) -> TypeAdapter[object]:
     info = model.model_fields[name]
-    return TypeAdapter(typing.Annotated[info.annotation, info])
+    # the field's own type and constraints, built at run time (no static type form)
+    return TypeAdapter(typing.Annotated[info.annotation, info])  # type: ignore[arg-type]
 
 
 class _Salvage:
@@ -240,7 +247,7 @@ class _Salvage:
                 if isinstance(raw.get("name"), str):
                     self.broken_names.add(raw["name"])
                 return None
-        values: dict[str, object] = {}
+        values: dict[str, Any] = {}  # field values of differing types, passed on as keyword arguments
         for name, info in model.model_fields.items():
             if name not in raw:
                 if info.is_required():
@@ -277,10 +284,10 @@ class _Salvage:
         return tuple(out)
 
 
-def partial_plan(data: Mapping) -> tuple[Plan, Partial]:
+def partial_plan(data: Mapping[str, object]) -> tuple[Plan, Partial]:
     """The items that do validate, so cross-reference rules still report alongside schema errors."""
     salvage = _Salvage()
-    fields: dict[str, object] = {}
+    fields: dict[str, Any] = {}  # field values of differing types, passed on as keyword arguments
     indices: dict[str, list[int]] = {}
     unusable: set[str] = set()
     for section, model in _SECTION_MODELS.items():

@@ -11,11 +11,14 @@ import difflib
 import weakref
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Literal, overload
 
 import networkx as nx
 
 from drplan.errors import PlanError
 from drplan.plan.schema import (
+    Hook,
+    MasterTarget,
     OsFamily,
     Plan,
     RecoveryPointPolicy,
@@ -66,10 +69,11 @@ class Problem(str):
         self.file, self.line, self.col, self.path, self.message = file, line, col, path, message
         return self
 
-    def __getnewargs__(self):  # keep pickling (e.g. across processes) working
+    # keep pickling (e.g. across processes) working; str's own takes only the text
+    def __getnewargs__(self) -> tuple[str, int | None, int | None, str, str]:  # type: ignore[override]
         return (self.file, self.line, self.col, self.path, self.message)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, object]:
         return {
             "file": self.file,
             "line": self.line,
@@ -156,7 +160,8 @@ class Partial:
     broken_sections: frozenset[str] = frozenset()
 
 
-_SECTIONS = ("vms", "replication_groups", "hooks")
+Section = Literal["vms", "replication_groups", "hooks"]
+_SECTIONS: tuple[Section, ...] = ("vms", "replication_groups", "hooks")
 _KIND_WORD = {"vms": "VM", "replication_groups": "replication group", "hooks": "hook"}
 
 
@@ -181,6 +186,14 @@ class _Checker:
     def add(self, path: Path, message: str, *, key: bool = False) -> None:
         self.problems.append(self.source.problem(path, message, key=key))
 
+    @overload
+    def items(self, section: Literal["vms"]) -> Iterator[tuple[int, Vm]]: ...
+    @overload
+    def items(self, section: Literal["replication_groups"]) -> Iterator[tuple[int, ReplicationGroup]]: ...
+    @overload
+    def items(self, section: Literal["hooks"]) -> Iterator[tuple[int, Hook]]: ...
+    @overload
+    def items(self, section: Literal["master_targets"]) -> Iterator[tuple[int, MasterTarget]]: ...
     def items(self, section: str) -> Iterator[tuple[int, object]]:
         seq = getattr(self.plan, section)
         idx = self.partial.indices.get(section) if self.partial else None
@@ -219,7 +232,7 @@ class _Checker:
                     continue
                 self.names[item.name] = path
                 self.kind[item.name] = section
-                if section == "vms":
+                if isinstance(item, Vm):  # the vms section
                     self.vms[item.name] = item
                     vc = item.vcenter_name or item.name
                     if vc in vcenter_names:
@@ -243,7 +256,7 @@ class _Checker:
 
     def check_groups(self) -> None:
         for gi, group in self.items("replication_groups"):
-            if self.names.get(group.name, (None, None))[:2] != ("replication_groups", gi):
+            if self.names.get(group.name, ())[:2] != ("replication_groups", gi):
                 continue  # a duplicate name, reported already
             base: Path = ("replication_groups", gi)
             listed_members = group.members or ()  # None: the list did not validate (in a partial plan)
@@ -435,7 +448,7 @@ _COMMON_ON_STANDALONE = (
     "a standalone VM uses latest or latest-app-consistent"
 )
 
-_ANALYSES: dict[int, tuple[weakref.ref, Analysis]] = {}
+_ANALYSES: dict[int, tuple[weakref.ref[Plan], Analysis]] = {}
 
 
 def check_plan(plan: Plan, source: Source | None = None, partial: Partial | None = None) -> list[Problem]:
@@ -461,5 +474,5 @@ def validate_plan(plan: Plan, source: Source | None = None) -> Analysis:
         return entry[1]
     problems = check_plan(plan, source)
     if problems:
-        raise PlanError(problems)
+        raise PlanError([*problems])
     return _ANALYSES[id(plan)][1]

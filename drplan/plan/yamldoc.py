@@ -22,6 +22,8 @@ from __future__ import annotations
 import contextlib
 import gc
 import re
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import yaml
 from yaml.events import (
@@ -44,16 +46,20 @@ REWORD_CHARS = 100_000  # the pure-Python parser reads about 0.5 MB/s
 Position = tuple[int, int]  # 0-based (line, column), like the parser's marks
 
 
-class YamlMap(dict):
+class YamlMap(dict[object, object]):
     """A YAML mapping; ``marks[key]`` is (key line, key column, value line, value column)."""
 
     __slots__ = ("mark", "marks")
+    mark: Position
+    marks: dict[object, tuple[int, int, int, int]]
 
 
-class YamlSeq(list):
+class YamlSeq(list[object]):
     """A YAML sequence; ``marks[i]`` is the (line, column) of item ``i``."""
 
     __slots__ = ("mark", "marks")
+    mark: Position
+    marks: list[Position]
 
 
 class YamlProblem(Exception):
@@ -73,7 +79,7 @@ class _DocumentError(Exception):
 
 
 @contextlib.contextmanager
-def gc_paused():
+def gc_paused() -> Iterator[None]:
     """Pause the cyclic garbage collector. Loading or compiling a large plan allocates 10^5
     containers that all stay alive; the collector would rescan them again and again, finding
     nothing (for 10,000 VMs that costs more than the parse itself)."""
@@ -229,7 +235,7 @@ def _to_null(text: str) -> None:
         raise ValueError(text)
 
 
-_BY_TAG = {
+_BY_TAG: dict[str, Callable[[str], object]] = {
     "str": str,
     "int": _to_int,
     "float": _to_float,
@@ -278,7 +284,9 @@ _COLL, _KEY, _KEY_MARK, _MERGES, _SLOT, _START, _ANCHOR = range(7)
 
 
 def _mark(event: yaml.events.Event) -> Position:
-    return event.start_mark.line, event.start_mark.column
+    mark = event.start_mark
+    assert mark is not None  # the parser marks every event
+    return mark.line, mark.column
 
 
 class _Builder:
@@ -287,7 +295,7 @@ class _Builder:
 
     def __init__(self, parser: yaml.SafeLoader, secret_keys: frozenset[str]):
         self.parser, self.secret_keys = parser, secret_keys
-        self.stack: list[list] = []
+        self.stack: list[list[Any]] = []  # frames, laid out as above
         # anchor -> (node, mark, expanded size; None while the node is still open)
         self.anchors: dict[str, tuple[object, Position, int | None]] = {}
         self.nodes = 0  # nodes so far, aliases counted as expanded
@@ -325,9 +333,11 @@ class _Builder:
             raise self.fail(message, f"this value is not a valid {what}{reason}", _mark(event)) from None
 
     def build(self) -> object:
-        get_event = self.parser.get_event
+        # events are told apart by ``type(event) is ...`` (fast), which the type checker cannot follow
+        get_event: Callable[[], Any] = self.parser.get_event
         stack, anchors = self.stack, self.anchors
         root: object = None
+        slot: object  # the new node's key or index in its parent
         first_document: Position | None = None
         duplicate: _DocumentError | None = None
         while True:
@@ -341,8 +351,15 @@ class _Builder:
                     raise self._unsupported(event.tag, mark)
                 if len(stack) >= MAX_DEPTH:
                     raise _DocumentError(_DEPTH_MESSAGE, mark)
-                value, size = (YamlMap() if kind is MappingStartEvent else YamlSeq()), 1
-                value.mark, value.marks = mark, ({} if kind is MappingStartEvent else [])
+                coll: YamlMap | YamlSeq
+                if kind is MappingStartEvent:
+                    coll = YamlMap()
+                    coll.marks = {}
+                else:
+                    coll = YamlSeq()
+                    coll.marks = []
+                coll.mark = mark
+                value, size = coll, 1
             elif kind is MappingEndEvent or kind is SequenceEndEvent:
                 frame = stack.pop()
                 anchor = frame[_ANCHOR]
@@ -353,8 +370,7 @@ class _Builder:
                         frame[_COLL].setdefault(key, item)
                 continue
             elif kind is AliasEvent:
-                value, mark = self.alias(event)
-                size = anchors[event.anchor][2]
+                value, mark, size = self.alias(event)
                 self.copied += size
                 if self.copied > MAX_ALIAS_NODES:
                     raise _DocumentError(_ALIAS_MESSAGE, _mark(event))
@@ -394,7 +410,7 @@ class _Builder:
                     slot = None  # a key is a scalar: no frame
                 elif frame[_KEY] is _MERGE:
                     if type(value) is YamlMap:
-                        merges = [value]
+                        merges: list[object] = [value]
                     elif type(value) is YamlSeq and all(type(v) is YamlMap for v in value):
                         merges = value
                     else:
@@ -416,7 +432,7 @@ class _Builder:
             elif kind is ScalarEvent and event.anchor is not None:
                 anchors[event.anchor] = value, mark, 1
 
-    def alias(self, event: AliasEvent) -> tuple[object, Position]:
+    def alias(self, event: AliasEvent) -> tuple[object, Position, int]:
         name = event.anchor
         if name not in self.anchors:
             message = f"found undefined alias {show(name)}"
@@ -425,4 +441,4 @@ class _Builder:
         if size is None:
             message = f"alias {show(name)} refers to a node that contains it; a plan cannot be recursive"
             raise self.fail(message, "this alias refers to a node that contains it", _mark(event))
-        return value, mark
+        return value, mark, size

@@ -4,13 +4,13 @@ with the faults configured for the ``job`` stage; a failed step skips the rest a
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING
 
+from drplan.sim.engine_base import EngineBase
 from drplan.sim.estate import OperationFault
-from drplan.sim.recovery_points import SimPoint
+from drplan.sim.records import Job
+from drplan.sim.records import Step as Step  # re-exported: lifecycle and transitions import it from here
 from drplan.sim.rules import FRIENDLY, SCENARIO, SimError
 
 if TYPE_CHECKING:
@@ -41,56 +41,7 @@ _DURATION_FIELD = {
 }
 
 
-@dataclass
-class Step:
-    name: str
-    friendly: str
-    frac: float
-    check: Callable[[Item, datetime], tuple[str, str] | None] | None = None
-    effect: Callable[[Item, datetime], None] | None = None
-    state: str = "NotStarted"
-    start: datetime | None = None
-    end: datetime | None = None
-    errors: list[tuple[str, str]] = field(default_factory=list)
-    task_id: str = ""
-
-
-@dataclass
-class Job:
-    name: str
-    op: str
-    scenario: str
-    friendly: str
-    target_type: str  # ProtectionEntity | RecoveryPlan
-    target_name: str
-    target_id: str
-    items: list[str]  # VM names
-    resource: tuple[str, str]  # ("item", vm) | ("plan", plan)
-    start: datetime
-    duration: float
-    steps: list[Step]
-    on_fail: Callable[[Item, datetime], None] | None = None
-    on_done: Callable[[datetime], None] | None = None
-    state: str = "InProgress"
-    state_description: str = "InProgress"
-    end: datetime | None = None
-    errors: list[tuple[str, str, str]] = field(default_factory=list)  # (code, message, task id)
-    points: dict[str, SimPoint] = field(default_factory=dict)
-    direction: str | None = None
-    seq: int = 0
-
-    @property
-    def running(self) -> bool:
-        return self.state in ("NotStarted", "InProgress")
-
-    def step_time(self, i: int) -> datetime:
-        return self.start + timedelta(seconds=self.duration * self.steps[i].frac)
-
-    def remaining(self, now: datetime) -> float:
-        return max(0.0, (self.start + timedelta(seconds=self.duration) - now).total_seconds())
-
-
-class JobEngine:
+class JobEngine(EngineBase):
     """Starting, running and reading jobs (a mixin of :class:`drplan.sim.lifecycle.Engine`)."""
 
     def tick(self) -> None:

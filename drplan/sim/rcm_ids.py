@@ -5,9 +5,8 @@ storage account, as :class:`drplan.sim.lifecycle.Engine` serves them (a mixin)."
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING
 
-from drplan.sim.estate import Estate
+from drplan.sim.engine_base import EngineBase
 
 _NS = uuid.UUID("5d0c8a52-8f5e-4b0e-9d55-3f0c7a1b2e64")
 #: the components of one replication appliance, as ``InMageRcmFabricSpecificDetails`` lists them
@@ -22,15 +21,8 @@ COMPONENTS = (
 )
 
 
-class RcmIds:
+class RcmIds(EngineBase):
     """Identity of modernized resources (a mixin of :class:`drplan.sim.lifecycle.Engine`)."""
-
-    estate: Estate
-
-    if TYPE_CHECKING:
-
-        @property
-        def vault_id(self) -> str: ...
 
     @property
     def rcm_fabric_id(self) -> str:

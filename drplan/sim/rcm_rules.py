@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from drplan.observed import Phase
 from drplan.sim.conditions import physical_w2008r2
+from drplan.sim.engine_base import EngineBase
 from drplan.sim.estate import DISKS_PER_APPLIANCE, STALE_HEARTBEAT
 from drplan.sim.recovery_points import SimPoint, latest
 from drplan.sim.rules import FRIENDLY, REPLICATING, SimError, describe, moved_problems, raise_problems
@@ -41,7 +42,7 @@ _NOT_FOUND = {"reprotectAgents": "ReprotectAgentNotFound", "processServers": "Pr
 _DIRECTION = {"rcm-reprotect-onprem": "RecoveryToPrimary", "rcm-reprotect-azure": "PrimaryToRecovery"}
 
 
-class RcmRules:
+class RcmRules(EngineBase):
     """Refusals of the modernized stack (a mixin of :class:`drplan.sim.lifecycle.Engine`)."""
 
     def _rcm_transition(self, item: Item, vm: Vm, op: str) -> tuple[str | None, str]:

@@ -13,11 +13,13 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from drplan.observed import Phase
+from drplan.sim.engine_base import EngineBase
 from drplan.sim.jobs import Job, Step
 from drplan.sim.recovery_points import SimPoint, common_app_point, latest, point_name
 from drplan.sim.rules import AGENT_NOT_INSTALLED
 
 if TYPE_CHECKING:
+    from drplan.sim.engine_base import StepPlan
     from drplan.sim.items import Item
 
 Check = tuple[str, str] | None
@@ -29,7 +31,7 @@ def link_local_ip(vm: str) -> str:
     return f"169.254.{1 + h % 254}.{1 + (h >> 8) % 254}"
 
 
-class RcmTransitions:
+class RcmTransitions(EngineBase):
     """Job steps of the modernized stack (a mixin of :class:`drplan.sim.lifecycle.Engine`)."""
 
     def _rcm_on_start(self, kind: str, item: Item, ctx: dict, now: datetime, job: Job) -> None:
@@ -45,7 +47,7 @@ class RcmTransitions:
         elif kind == "rcm-drill":
             item.test_job = job.name
 
-    def _rcm_steps(self, kind: str, ctxs: dict[str, dict]):
+    def _rcm_steps(self, kind: str, ctxs: dict[str, dict]) -> StepPlan:
         site, est = self.site, self.estate
 
         def appliance_up(item: Item, t: datetime) -> Check:

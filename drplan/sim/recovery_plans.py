@@ -3,11 +3,10 @@ validated by the same rules, one job for all)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING
 
-from drplan.sim.jobs import Job
+from drplan.sim.engine_base import EngineBase
+from drplan.sim.records import Job, RecoveryPlan
 from drplan.sim.recovery_points import SimPoint, common_app_point, latest
 from drplan.sim.rules import FRIENDLY, OP_ALLOWED, SimError, phase_view
 
@@ -15,23 +14,7 @@ if TYPE_CHECKING:
     from drplan.sim.items import Item
 
 
-@dataclass
-class RecoveryPlan:
-    name: str
-    groups: list[dict]
-    items: list[str]  # VM names
-    primary_fabric_id: str
-    recovery_fabric_id: str
-    deployment_model: str
-    current_job: str | None = None
-    last_job: str | None = None
-    last_unplanned_failover_time: datetime | None = None
-    last_planned_failover_time: datetime | None = None
-    last_test_failover_time: datetime | None = None
-    test_waiting: bool = False
-
-
-class RecoveryPlans:
+class RecoveryPlans(EngineBase):
     """Recovery-plan requests (a mixin of :class:`drplan.sim.lifecycle.Engine`)."""
 
     def create_plan(self, name: str, body: dict) -> RecoveryPlan:

@@ -7,6 +7,7 @@ import re
 from typing import TYPE_CHECKING
 
 from drplan.observed import Phase
+from drplan.sim.engine_base import EngineBase
 from drplan.sim.recovery_points import SimPoint, latest
 
 if TYPE_CHECKING:
@@ -149,7 +150,7 @@ def raise_problems(problems: list[tuple[str, str]]) -> None:
         )
 
 
-class Rules:
+class Rules(EngineBase):
     """The engine's refusals: what ASR allows in each phase and what it checks in a request (a mixin of
     :class:`drplan.sim.lifecycle.Engine`)."""
 

@@ -9,14 +9,16 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from drplan.observed import Phase
+from drplan.sim.engine_base import EngineBase
 from drplan.sim.jobs import Job, Step
 from drplan.sim.rules import AGENT_NOT_INSTALLED
 
 if TYPE_CHECKING:
+    from drplan.sim.engine_base import StepPlan
     from drplan.sim.items import Item
 
 
-class Transitions:
+class Transitions(EngineBase):
     """What each job kind changes (a mixin of :class:`drplan.sim.lifecycle.Engine`)."""
 
     def _on_start(self, kind: str, item: Item, ctx: dict, now: datetime, job: Job) -> None:
@@ -35,7 +37,7 @@ class Transitions:
             if ctx.get("source_site_ops") == "Required":
                 self.site.power_off(vm.vcenter_vm)
 
-    def _steps(self, kind: str, ctxs: dict[str, dict]):
+    def _steps(self, kind: str, ctxs: dict[str, dict]) -> StepPlan:
         if kind.startswith("rcm-"):
             return self._rcm_steps(kind, ctxs)
         site = self.site

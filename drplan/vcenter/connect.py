@@ -147,7 +147,7 @@ def map_error(exc: BaseException, where: str, *, user: str = "") -> VCenterError
             f"{where}: user {user!r} lacks permission" + (f" {priv}" if priv else "") + " in vCenter"
         )
     if isinstance(exc, vim.fault.HostConnectFault):
-        return VCenterUnreachable(f"{where}: cannot reach vCenter: {exc.msg}")
+        return VCenterUnreachable(f"{where}: cannot reach vCenter: {getattr(exc, 'msg', None)}")
     if isinstance(exc, socket.timeout | TimeoutError):
         return VCenterUnreachable(f"{where}: vCenter did not answer in time")
     if isinstance(exc, ConnectionRefusedError):
@@ -157,7 +157,7 @@ def map_error(exc: BaseException, where: str, *, user: str = "") -> VCenterError
     if isinstance(exc, OSError | http.client.HTTPException):
         return VCenterUnreachable(f"{where}: lost the connection to vCenter: {type(exc).__name__}: {exc}")
     if isinstance(exc, vmodl.MethodFault):
-        return VCenterError(f"{where}: {type(exc).__name__.rsplit('.', 1)[-1]}: {exc.msg}")
+        return VCenterError(f"{where}: {type(exc).__name__.rsplit('.', 1)[-1]}: {getattr(exc, 'msg', None)}")
     return VCenterError(f"{where}: {type(exc).__name__}: {exc}")
 
 

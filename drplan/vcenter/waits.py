@@ -52,7 +52,8 @@ def watch(
             ),
             partialUpdates=False,
         )
-        version, props, gone = "", {}, False
+        props: dict[str, Any] = {}  # vSphere property values: any managed type
+        version, gone = "", False
         while True:
             remaining = deadline - clock.monotonic()
             wait = 0 if not version else max(1, min(MAX_SERVER_WAIT, math.ceil(remaining)))
