@@ -8,10 +8,11 @@ Each function turns values read from the vault (:class:`~drplan.observed.ItemSta
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from drplan.observed import CheckResult, Infrastructure, ItemState
+from drplan.observed import AzureVmState, CheckResult, Infrastructure, ItemState, ModernizedInfrastructure
 
 #: a configuration server whose last heartbeat is older than this is treated as not running
 HEARTBEAT_MAX_AGE = 15 * 60.0
@@ -259,3 +260,267 @@ def agent_ready_check(
             RULE_AGENT,
         )
     return CheckResult(name, True, f"registered, heartbeat {int(max(age, 0))}s ago", vm, RULE_AGENT)
+
+
+# -- modernized: appliances, disks, datastores, vCenter, the Azure VM, the item ------------------------------
+#: one replication appliance holds at most this many replicated disks (Microsoft's modernized limits)
+DISKS_PER_APPLIANCE = 60
+RULE_APPLIANCE = "a replication appliance registered to the vault, healthy and connected"
+RULE_DISKS = f"at most {DISKS_PER_APPLIANCE} disks per replication appliance"
+RULE_DATASTORE = "the appliance reaches the target datastore"
+RULE_VCENTER = "the appliances discovered the vCenter"
+RULE_AZURE_VM = "the Azure VM stays running with the mobility service up"
+RULE_ALLOWED = "PlannedFailover is an allowed operation of the item"
+RULE_HEALTH = "replication health OK"
+RULE_SNAPSHOTS = "no snapshots on the on-prem target VM"
+RULE_IR = "initial replication (or resync) to on-prem complete"
+RULE_POLICY = "the plan's recovery-point promise is one the modernized API can keep"
+
+
+def appliance_checks(
+    names: list[str],
+    infra: ModernizedInfrastructure,
+    now: datetime | None = None,
+    *,
+    max_age: float = 15 * 60.0,
+) -> list[CheckResult]:
+    """Each named appliance registered to the vault, healthy, connected, heard from within ``max_age``."""
+    now = now or infra.read_at
+    out: list[CheckResult] = []
+    for name in names:
+        check = f"appliance {name}"
+        a = infra.appliance(name)
+        if a is None:
+            known = ", ".join(sorted(x.name for x in infra.appliances)) or "none"
+            out.append(
+                _fail(
+                    check,
+                    f"replication appliance {name} is not registered to the vault (registered: {known})",
+                    name,
+                    RULE_APPLIANCE,
+                )
+            )
+            continue
+        problems = []
+        if not a.connected:
+            problems.append(f"not connected ({a.connection_status})")
+        if not a.healthy:
+            errors = "; ".join(a.health_errors)
+            problems.append(f"health {a.health}" + (f": {errors}" if errors else ""))
+        if a.last_heartbeat is not None and now is not None:
+            age = (now - a.last_heartbeat).total_seconds()
+            if age > max_age:
+                problems.append(f"last heartbeat {round(age / 60)} minutes ago")
+        if problems:
+            out.append(
+                _fail(
+                    check, f"replication appliance {a.name} is " + ", ".join(problems), a.name, RULE_APPLIANCE
+                )
+            )
+        else:
+            out.append(CheckResult(check, True, "registered, healthy, connected", a.name, RULE_APPLIANCE))
+    return out
+
+
+def appliance_disk_checks(states: Mapping[str, ItemState]) -> list[CheckResult]:
+    """The plan's modernized VMs replicate at most :data:`DISKS_PER_APPLIANCE` disks per appliance."""
+    per: dict[str, list[tuple[str, int]]] = {}
+    for vm, s in states.items():
+        if s.family == "modernized" and s.appliance_name:
+            per.setdefault(s.appliance_name, []).append((vm, s.disk_count or 1))
+    out = []
+    for appliance, vms in sorted(per.items()):
+        total = sum(n for _, n in vms)
+        check = f"appliance-disks {appliance}"
+        if total > DISKS_PER_APPLIANCE:
+            listing = ", ".join(f"{vm}: {n}" for vm, n in vms)
+            out.append(
+                _fail(
+                    check,
+                    f"appliance {appliance} would replicate {total} disks of this plan "
+                    f"({listing}), more than {DISKS_PER_APPLIANCE}: use a separate failback "
+                    "appliance for some VMs",
+                    appliance,
+                    RULE_DISKS,
+                )
+            )
+        else:
+            out.append(
+                CheckResult(check, True, f"{total} of {DISKS_PER_APPLIANCE} disks", appliance, RULE_DISKS)
+            )
+    return out
+
+
+def datastore_check(
+    vm: str, datastore: str | None, appliance: str | None, infra: ModernizedInfrastructure
+) -> list[CheckResult]:
+    """The VM's target datastore is one its appliance reaches (``accessibleDatastores``)."""
+    a = infra.appliance(appliance or "")
+    if not datastore or a is None:
+        return []
+    check = f"datastore {vm}"
+    if datastore in a.datastores:
+        return [CheckResult(check, True, f"{datastore} reachable from {a.name}", vm, RULE_DATASTORE)]
+    reach = ", ".join(a.datastores) or "none"
+    return [
+        _fail(
+            check,
+            f"datastore {datastore} of VM {vm} is not reachable from appliance {a.name} (it reaches {reach})",
+            vm,
+            RULE_DATASTORE,
+        )
+    ]
+
+
+def vcenter_discovered_check(host: str, infra: ModernizedInfrastructure) -> CheckResult:
+    """The plan's vCenter is one the appliances discovered (by address or name)."""
+    check = f"vcenter-discovered {host}"
+    key = host.lower()
+    for vc in infra.vcenters:
+        if key in {vc.ip_address.lower(), vc.friendly_name.lower(), vc.name.lower()}:
+            return CheckResult(check, True, f"discovered as {vc.name}", host, RULE_VCENTER)
+    known = ", ".join(f"{v.name} ({v.ip_address})" for v in infra.vcenters) or "none"
+    return _fail(
+        check,
+        f"vCenter {host} is not among the vCenters the appliances discovered ({known})",
+        host,
+        RULE_VCENTER,
+    )
+
+
+def azure_vm_check(vm: str, azure: AzureVmState) -> CheckResult:
+    """The failed-over VM runs in Azure (a planned failover shuts it down and syncs its last changes)."""
+    check = f"azure-vm-running {vm}"
+    if not azure.exists:
+        return _fail(check, f"the Azure VM {azure.name} of VM {vm} does not exist", vm, RULE_AZURE_VM)
+    if not azure.running:
+        return _fail(
+            check,
+            f"the Azure VM {azure.name} of VM {vm} is {azure.power_state}, not running: start it",
+            vm,
+            RULE_AZURE_VM,
+        )
+    return CheckResult(check, True, "running", vm, RULE_AZURE_VM)
+
+
+def modernized_item_checks(vm: str, state: ItemState, now: datetime) -> list[CheckResult]:
+    """A modernized VM about to fail back: PlannedFailover allowed, replication healthy, its replication to
+    on-prem complete, its mobility agent registered after the failover with a recent heartbeat."""
+    out = [agent_ready_check(vm, state, now)]
+    allowed = [a for a in state.allowed_operations]
+    if any(a.lower() == "plannedfailover" for a in allowed):
+        out.append(CheckResult(f"planned-failover-allowed {vm}", True, "allowed", vm, RULE_ALLOWED))
+    else:
+        out.append(
+            _fail(
+                f"planned-failover-allowed {vm}",
+                f"ASR does not allow a planned failover of VM {vm} "
+                f"now (allowed: {', '.join(allowed) or 'none'})",
+                vm,
+                RULE_ALLOWED,
+            )
+        )
+    if state.replication_health.lower() in ("normal", "", "none"):
+        out.append(
+            CheckResult(
+                f"replication-health {vm}", True, state.replication_health or "Normal", vm, RULE_HEALTH
+            )
+        )
+    else:
+        out.append(
+            _fail(
+                f"replication-health {vm}",
+                f"replication health of VM {vm} is {state.replication_health}, not Normal",
+                vm,
+                RULE_HEALTH,
+            )
+        )
+    progress = [p for p in (state.initial_replication_progress, state.resync_progress) if p is not None]
+    complete = state.initial_replication_complete
+    if complete is False or (complete is None and progress and min(progress) < 100):
+        shown = f"{min(progress)}%" if progress else "in progress"
+        out.append(
+            _fail(
+                f"initial-replication {vm}",
+                f"the replication of VM {vm} to on-prem is not complete "
+                f"({shown}): wait for the reprotect to finish",
+                vm,
+                RULE_IR,
+            )
+        )
+    else:
+        out.append(CheckResult(f"initial-replication {vm}", True, "complete", vm, RULE_IR))
+    return out
+
+
+def snapshot_check(vm: str, target: str, has_snapshots: bool) -> CheckResult:
+    """The on-prem VM the failback writes to carries no snapshots."""
+    check = f"onprem-snapshots {vm}"
+    if has_snapshots:
+        return _fail(
+            check,
+            f"the on-prem VM {target} of VM {vm} has snapshots: remove them before failback",
+            vm,
+            RULE_SNAPSHOTS,
+        )
+    return CheckResult(check, True, "no snapshots", vm, RULE_SNAPSHOTS)
+
+
+def modernized_policy_check(
+    unit: str, kind: str, policy: str | None, group_failback_mode: str | None, point_override: bool = False
+) -> list[CheckResult]:
+    """A unit's recovery-point promise mapped onto the modernized API, or refused naming the setting that
+    works. No point id exists at modernized failback: only a type (ApplicationConsistent, CrashConsistent),
+    and a group's common point only through a recovery plan with multi-VM sync."""
+    check = f"modernized-policy {unit}"
+    if point_override:
+        return [
+            _fail(
+                check,
+                f"unit {unit}: a specific recovery point cannot be chosen at a modernized failback "
+                "(ASR makes the point when the planned failover runs); drop the --recovery-point "
+                "override or give it 'latest' or 'latest-app-consistent'",
+                unit,
+                RULE_POLICY,
+            )
+        ]
+    if kind == "group" and policy == "common-app-consistent" and group_failback_mode == "per-item":
+        return [
+            _fail(
+                check,
+                f"replication group {unit}: failback_mode per-item cannot keep the common "
+                "app-consistent point on the modernized API (no point id per item); set "
+                f"replication_groups[{unit}].failback_mode: recovery-plan (one planned failover "
+                "with multi-VM sync) or recovery_point: latest",
+                unit,
+                RULE_POLICY,
+            )
+        ]
+    return [CheckResult(check, True, modernized_point_type(kind, policy), unit, RULE_POLICY)]
+
+
+def modernized_point_type(kind: str, policy: str | None) -> str:
+    """What a unit's policy asks of the modernized API, for people: type and, for groups, multi-VM sync."""
+    what = "CrashConsistent" if policy in (None, "latest") else "ApplicationConsistent"
+    if kind == "group" and policy == "common-app-consistent":
+        what += " + multi-VM sync (recovery plan)"
+    return what
+
+
+# -- classic out of support ----------------------------------------------------------------------------------
+def classic_support_warning(classic_vms: list[str] | tuple[str, ...]) -> str | None:
+    """The warning a run gives once when any VM still replicates with a classic provider; ``None`` if none."""
+    if not classic_vms:
+        return None
+    shown = ", ".join(sorted(classic_vms)[:10]) + (
+        f" and {len(classic_vms) - 10} more" if len(classic_vms) > 10 else ""
+    )
+    return (
+        f"{len(classic_vms)} VM(s) replicate with the classic providers (InMage / InMageAzureV2): {shown}. "
+        "Classic VMware/physical disaster recovery is out of support since March 2026: no DR operations in "
+        "the portal, any replication change needs the modernized experience. drplan still fails them back "
+        "on the classic path. To migrate: the VMs must be replicating forward (on-prem → Azure, so after "
+        "this failback and its reprotect to Azure), mobility agents and appliance components at 9.50 or "
+        "later, at most 10 machines per migration run, and ASR recovery plans are not migrated: re-create "
+        "them (drplan re-creates its own)."
+    )
