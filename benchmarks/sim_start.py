@@ -72,7 +72,7 @@ def one_run(path: Path) -> dict[str, float]:
 
         class Token:
             def get_token(self, *scopes, **kw):
-                return AccessToken("benchmark", int(time.time()) + 3600)
+                return AccessToken(env["DRPLAN_SIM_TOKEN"], int(time.time()) + 3600)
 
         client = SiteRecoveryManagementClient(
             Token(),

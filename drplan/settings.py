@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -49,6 +49,11 @@ class Settings(BaseSettings):
         None,
         validation_alias=AliasChoices("DRPLAN_SIM_CA_FILE", "DRPLAN_ASR_CA_FILE"),
         description="the CA file that external simulator's certificate is signed with",
+    )
+    sim_token: SecretStr | None = Field(
+        None,
+        description="that external simulator's bearer token (`drplan sim start` prints it; any other is "
+        "refused with 401)",
     )
 
 

@@ -43,9 +43,10 @@ class PooledRequestsTransport(RequestsTransport):
 
 
 class StaticTokenCredential:
-    """A fixed bearer token, for the simulator (it accepts any token). Never used against a real vault."""
+    """A fixed bearer token: the simulator's (``drplan sim start`` prints it; an embedded simulator has it as
+    ``sim.token``). The simulator refuses any other with ARM's 401. Never used against a real vault."""
 
-    def __init__(self, token: str = "drplan-simulator-token"):
+    def __init__(self, token: str):
         self._token = token
 
     def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
@@ -114,12 +115,14 @@ def build_sdk_client(
     **kwargs: Any,
 ) -> SiteRecoveryManagementClient:
     """The SDK client: a real vault by default (``DefaultAzureCredential``: environment service principal,
-    managed identity, Azure CLI ...), or ``endpoint`` + ``ca_file`` for the simulator (static token).
+    managed identity, Azure CLI ...), or ``endpoint`` + ``ca_file`` for the simulator, whose token the caller
+    passes as ``credential`` (:class:`StaticTokenCredential`; without one no token is sent and the simulator
+    answers 401).
     TLS verification always stays on; ``ca_file`` only changes which CA is trusted. HTTPS connections are
     pooled (``pool_maxsize``, default :data:`DEFAULT_POOL_SIZE`)."""
     if credential is None:
         if endpoint is not None:
-            credential = StaticTokenCredential()
+            credential = StaticTokenCredential("")
         else:
             from azure.identity import DefaultAzureCredential
 

@@ -29,8 +29,16 @@ def start(
     port: Annotated[int, typer.Option(help="TCP port on 127.0.0.1 (0: a free port)")] = 0,
     speed: Annotated[float, typer.Option(help="simulated seconds per real second")] = 600.0,
     audit: Annotated[Path | None, typer.Option(help="append the audit log (JSONL) to this file")] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            help="the bearer token clients must send (default: one generated now)", show_default=False
+        ),
+    ] = None,
 ) -> None:
-    """Serve the estate until Ctrl-C. Prints the endpoint, the CA file and the environment to export."""
+    """Serve the estate until Ctrl-C. Prints the endpoint, the CA file, the bearer token and the environment
+    to export."""
+    from drplan.errors import PlanError
     from drplan.sim import Estate, start_simulator
 
     t0 = time.monotonic()
@@ -39,11 +47,16 @@ def start(
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    with start_simulator(model, port=port, speed=speed, page_size=page_size, audit_path=audit) as sim:
+    if token is not None and not token.strip():
+        raise PlanError(["--token: the bearer token must not be empty"])
+    with start_simulator(
+        model, port=port, speed=speed, page_size=page_size, audit_path=audit, token=token
+    ) as sim:
         out = sys.stdout
         out.write(f"drplan simulator ready in {time.monotonic() - t0:.2f}s\n")
         out.write(f"endpoint:  {sim.endpoint}\n")
         out.write(f"CA file:   {sim.ca_file}\n")
+        out.write(f"token:     {sim.token}\n")
         out.write(f"vault:     {sim.subscription_id}/{sim.resource_group}/{sim.vault}\n")
         out.write(f"speed:     {sim.clock.speed:g}x (simulated now {sim.clock.now().isoformat()})\n")
         out.write("export:\n")

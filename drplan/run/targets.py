@@ -1,9 +1,9 @@
 """Open the run's targets: the ASR client, the on-prem site and the clock, for one of three modes.
 
 * ``simulate`` (or an ``estate`` file): the embedded simulator, started in this process;
-* ``settings.sim_endpoint`` + ``settings.sim_ca_file`` (``DRPLAN_SIM_ENDPOINT`` / ``DRPLAN_SIM_CA_FILE``:
-  what ``drplan sim start`` prints): an external simulator, ASR over HTTPS and its on-prem side via
-  :mod:`drplan.sim.remote`;
+* ``settings.sim_endpoint`` + ``settings.sim_ca_file`` + ``settings.sim_token`` (``DRPLAN_SIM_ENDPOINT`` /
+  ``DRPLAN_SIM_CA_FILE`` / ``DRPLAN_SIM_TOKEN``: what ``drplan sim start`` prints): an external simulator,
+  ASR over HTTPS and its on-prem side via :mod:`drplan.sim.remote`;
 * otherwise the real vault (Azure credential chain) and the real vCenter.
 
 Shared by the flows and by ``drplan plan --simulate``; Prefect-free (a Prefect Secret block is resolved by
@@ -51,7 +51,7 @@ def open_targets(
 
     ``simulated_phase``: where a simulated estate generated from the plan starts (a reprotect starts with
     the VMs failed over to Azure)."""
-    from drplan.asr import AsrClient
+    from drplan.asr import AsrClient, StaticTokenCredential
 
     settings = settings or Settings.model_construct()
     pool = max(64, settings.max_workers)  # one kept-alive HTTPS connection per concurrent step
@@ -69,16 +69,27 @@ def open_targets(
                 model = Estate.from_plan(plan)
             sim = stack.enter_context(start_simulator(model, speed=speed))
             asr = AsrClient.for_vault(
-                plan.azure, endpoint=sim.endpoint, ca_file=sim.ca_file, clock=sim.clock, pool_maxsize=pool
+                plan.azure,
+                endpoint=sim.endpoint,
+                ca_file=sim.ca_file,
+                credential=StaticTokenCredential(sim.token),
+                clock=sim.clock,
+                pool_maxsize=pool,
             )
             targets = Targets(asr, sim.onprem, sim.clock, "simulate", sim)
         elif settings.sim_endpoint:
             from drplan.sim.remote import RemoteSite
 
             endpoint, ca_file = settings.sim_endpoint, settings.sim_ca_file
-            onprem = RemoteSite(endpoint, ca_file=ca_file)
+            token = settings.sim_token.get_secret_value() if settings.sim_token else ""
+            onprem = RemoteSite(endpoint, ca_file=ca_file, token=token)
             asr = AsrClient.for_vault(
-                plan.azure, endpoint=endpoint, ca_file=ca_file, clock=onprem.clock, pool_maxsize=pool
+                plan.azure,
+                endpoint=endpoint,
+                ca_file=ca_file,
+                credential=StaticTokenCredential(token),
+                clock=onprem.clock,
+                pool_maxsize=pool,
             )
             targets = Targets(asr, onprem, onprem.clock, "external-sim")
         else:

@@ -4,8 +4,8 @@ a simulated clock, fault injection and an audit log. See ``docs/estate.md``.
     from drplan.sim import Estate, start_simulator
 
     with start_simulator(Estate.from_yaml("estate.yaml"), speed=6000) as sim:
-        client = SiteRecoveryManagementClient(cred, sim.subscription_id, base_url=sim.endpoint,
-                                              connection_verify=sim.ca_file)
+        client = SiteRecoveryManagementClient(StaticTokenCredential(sim.token), sim.subscription_id,
+                                              base_url=sim.endpoint, connection_verify=sim.ca_file)
 """
 
 from drplan.sim.clock import SimClock

@@ -4,6 +4,9 @@ flows in another process (:mod:`drplan.sim.remote` is the client side).
 * ``GET  /drplan-sim/clock``            → ``{"now": ISO, "monotonic": s, "speed": x}``
 * ``POST /drplan-sim/onprem/read_state`` ``{"vms": [...], "port_groups": [...], "datastores": [...]}``
   → a :class:`~drplan.observed.SiteState` as JSON
+
+The bearer token is checked before these routes are reached, as for ARM's (:mod:`drplan.sim.server`): a
+wrong or missing token gets the same ``401``.
 """
 
 from __future__ import annotations
@@ -16,7 +19,6 @@ from drplan.sim.onprem import SimulatedSite
 from drplan.sim.responses import Response
 
 PREFIX = "/drplan-sim/"
-TOKEN = "drplan-simulator-token"
 
 
 def dispatch(clock: SimClock, site: SimulatedSite, method: str, path: str, raw: bytes) -> Response:

@@ -2,7 +2,7 @@
 
 A flow process that must outlive nothing (the kill-and-resume test kills it; ``drplan sim start`` serves
 the estate from another terminal) reaches the simulated vCenter through two small JSON routes served next
-to the ARM API on the same HTTPS port (bearer token and TLS like the ARM routes):
+to the ARM API on the same HTTPS port (TLS and the simulator's bearer token, as for the ARM routes):
 
 * ``GET  /drplan-sim/clock``            → ``{"now": ISO, "monotonic": s, "speed": x}``
 * ``POST /drplan-sim/onprem/read_state`` ``{"vms": [...], "port_groups": [...], "datastores": [...]}``
@@ -24,20 +24,22 @@ import urllib.parse
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from drplan.errors import BootTimeout, VCenterUnreachable
+from drplan.errors import BootTimeout, VCenterPermissionError, VCenterUnreachable
 from drplan.observed import SiteState, VmState
 from drplan.recovery.site_checks import boot_missing
-from drplan.sim.control import PREFIX, TOKEN
+from drplan.sim.control import PREFIX
 
-__all__ = ["PREFIX", "TOKEN", "RemoteClock", "RemoteSite"]
+__all__ = ["PREFIX", "RemoteClock", "RemoteSite"]
 
 
 # -- client side -----------------------------------------------------------------------------------------
 class _Http:
-    """JSON calls to the simulator over one kept-alive HTTPS connection per thread (TLS verified)."""
+    """JSON calls to the simulator over one kept-alive HTTPS connection per thread (TLS verified), with the
+    simulator's bearer token."""
 
-    def __init__(self, endpoint: str, ca_file: str | None, timeout: float = 30.0):
+    def __init__(self, endpoint: str, ca_file: str | None, token: str, timeout: float = 30.0):
         self.endpoint = endpoint.rstrip("/")
+        self._token = token
         url = urllib.parse.urlsplit(self.endpoint)
         self._host, self._port, self._base = url.hostname or "127.0.0.1", url.port, url.path.rstrip("/")
         self.ctx = ssl.create_default_context(cafile=ca_file) if ca_file else ssl.create_default_context()
@@ -59,7 +61,7 @@ class _Http:
 
     def call(self, method: str, route: str, body: dict | None = None) -> dict:
         data = json.dumps(body).encode() if body is not None else None
-        headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+        headers = {"Authorization": f"Bearer {self._token}", "Content-Type": "application/json"}
         for attempt in (1, 2):  # a kept-alive connection the server closed is reopened once
             try:
                 conn = self._connection()
@@ -83,6 +85,11 @@ class _Http:
                 ) from None
             if resp.will_close:
                 self._drop()
+            if resp.status == 401:
+                raise VCenterPermissionError(
+                    f"simulator at {self.endpoint} refused the bearer token ({route}): give the token "
+                    "`drplan sim start` printed (DRPLAN_SIM_TOKEN)"
+                )
             if resp.status >= 400:
                 raise VCenterUnreachable(
                     f"simulator at {self.endpoint} answered {resp.status} ({route}): {raw[:200]!r}"
@@ -132,10 +139,11 @@ class RemoteClock:
 
 
 class RemoteSite:
-    """:class:`drplan.run.ports.OnPremSite` for a simulator running in another process."""
+    """:class:`drplan.run.ports.OnPremSite` for a simulator running in another process (``token``: the
+    bearer token it was started with)."""
 
-    def __init__(self, endpoint: str, *, ca_file: str | None = None):
-        self._http = _Http(endpoint, ca_file)
+    def __init__(self, endpoint: str, *, token: str, ca_file: str | None = None):
+        self._http = _Http(endpoint, ca_file, token)
         self.clock = RemoteClock(self._http)
         self.closed = False
 

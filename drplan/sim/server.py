@@ -7,6 +7,7 @@ Only what ``azure-mgmt-recoveryservicessiterecovery`` 2.x calls for failback is 
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import math
@@ -201,6 +202,29 @@ class SimHTTPServer(ThreadingHTTPServer):
         log.debug("connection from %s ended with an error", client_address, exc_info=True)
 
 
+def _unauthenticated(headers: dict[str, str], token: str) -> Response | None:
+    """ARM's ``401`` (error envelope + ``WWW-Authenticate``) unless the request carries ``Bearer <token>``."""
+    auth = {k.lower(): v for k, v in headers.items()}.get("authorization", "")
+    scheme, _, given = auth.strip().partition(" ")
+    given = given.strip()
+    if scheme.lower() == "bearer" and given and hmac.compare_digest(given.encode(), token.encode()):
+        return None
+    if scheme.lower() != "bearer" or not given:
+        code, why = "AuthenticationFailed", "The 'Authorization' header is missing or is not a bearer token."
+        desc = "The authentication failed because of missing 'Authorization' header."
+    else:
+        code, why = "InvalidAuthenticationToken", "The access token is invalid."
+        desc = "The access token is invalid."
+    hint = " (the simulator accepts only the token it was started with: `drplan sim start` prints it)"
+    challenge = (
+        'Bearer authorization_uri="https://login.microsoftonline.com/common", error="invalid_token", '
+        f'error_description="{desc}"'
+    )
+    return Response(
+        401, shapes.error(code, f"Authentication failed. {why}{hint}"), {"WWW-Authenticate": challenge}
+    )
+
+
 class Api:
     """Request dispatch for one :class:`~drplan.sim.simulator.Simulator` (mixed into it)."""
 
@@ -211,6 +235,7 @@ class Api:
     injector: FaultInjector
     page_size: int
     endpoint: str
+    token: str
     request_counts: Counter[tuple[str, str]]
     request_log: list[dict]
     response_hook: Callable[[str, str, int, dict | None], None] | None = None
@@ -229,16 +254,10 @@ class Api:
             time.sleep(latency)
         url = urlsplit(target)
         query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
-        auth = {k.lower(): v for k, v in headers.items()}.get("authorization", "")
-        if not auth.lower().startswith("bearer ") or not auth[7:].strip():
-            return Response(
-                401,
-                shapes.error(
-                    "AuthenticationFailed",
-                    "Authentication failed. The 'Authorization' header is missing or is not a bearer token.",
-                ),
-                {"WWW-Authenticate": 'Bearer authorization_uri="https://login.microsoftonline.com/"'},
-            )
+        refused = _unauthenticated(headers, sim.token)
+        if refused is not None:
+            _TL.route = "Unauthenticated"
+            return refused
         if url.path.startswith(control.PREFIX):  # on-prem site + clock for other processes
             sim.request_counts[(method, "DrplanSim")] += 1
             _TL.route = "DrplanSim"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 import shutil
 import ssl
 import tempfile
@@ -41,7 +42,11 @@ class _LiveFaults(FaultInjector):
 
 
 class Simulator(Api):
-    """Everything a test or ``--simulate`` run needs: endpoint, CA file, clock, audit, on-prem site."""
+    """Everything a test or ``--simulate`` run needs: endpoint, CA file, bearer token, clock, audit, on-prem
+    site.
+
+    Every request (ARM and ``/drplan-sim/...``) must carry ``Authorization: Bearer <token>``: ``token`` as
+    given, or one generated here (``self.token``); anything else gets ARM's ``401``."""
 
     def __init__(
         self,
@@ -53,7 +58,11 @@ class Simulator(Api):
         clock: SimClock | None = None,
         page_size: int = 100,
         audit_path: str | Path | None = None,
+        token: str | None = None,
     ):
+        if token is not None and not token.strip():
+            raise ValueError("the simulator's bearer token must not be empty")
+        self.token = token or secrets.token_urlsafe(24)
         self.estate = estate
         self.clock = clock or SimClock(estate.start_time, speed=speed)
         self.audit = Audit(audit_path)
@@ -98,6 +107,7 @@ class Simulator(Api):
         return {
             "DRPLAN_SIM_ENDPOINT": self.endpoint,
             "DRPLAN_SIM_CA_FILE": self.ca_file,
+            "DRPLAN_SIM_TOKEN": self.token,
             "DRPLAN_SIM_SUBSCRIPTION_ID": self.subscription_id,
             "DRPLAN_SIM_RESOURCE_GROUP": self.resource_group,
             "DRPLAN_SIM_VAULT": self.vault,
@@ -158,10 +168,19 @@ def start_simulator(
     page_size: int = 100,
     audit_path: str | Path | None = None,
     host: str = "127.0.0.1",
+    token: str | None = None,
 ) -> Iterator[Simulator]:
-    """Serve ``estate`` over HTTPS on ``host:port`` (a free port by default) until the block ends."""
+    """Serve ``estate`` over HTTPS on ``host:port`` (a free port by default) until the block ends; requests
+    must carry ``token`` (generated when not given: ``sim.token``)."""
     sim = Simulator(
-        estate, host=host, port=port, speed=speed, clock=clock, page_size=page_size, audit_path=audit_path
+        estate,
+        host=host,
+        port=port,
+        speed=speed,
+        clock=clock,
+        page_size=page_size,
+        audit_path=audit_path,
+        token=token,
     )
     sim.start()
     try:

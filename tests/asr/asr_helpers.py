@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from drplan.asr import AsrClient
+from drplan.asr import AsrClient, StaticTokenCredential
 from drplan.observed import Phase
 from drplan.plan.schema import AzureTarget
 from drplan.sim import Estate
@@ -72,6 +72,7 @@ def client_for(sim, **kwargs) -> AsrClient:
     )
     kwargs.setdefault("polling_interval", 60.0)
     kwargs.setdefault("clock", SteppingClock(sim.clock))
+    kwargs.setdefault("credential", StaticTokenCredential(sim.token))
     return AsrClient.for_vault(azure, endpoint=sim.endpoint, ca_file=sim.ca_file, **kwargs)
 
 

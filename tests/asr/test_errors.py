@@ -63,7 +63,13 @@ def test_404_wrong_vault_is_not_found(simulate):
     azure = AzureTarget(
         subscription_id=sim.subscription_id, resource_group=sim.resource_group, vault="no-such"
     )
-    client = AsrClient.for_vault(azure, endpoint=sim.endpoint, ca_file=sim.ca_file, clock=sim.clock)
+    client = AsrClient.for_vault(
+        azure,
+        endpoint=sim.endpoint,
+        ca_file=sim.ca_file,
+        credential=StaticTokenCredential(sim.token),
+        clock=sim.clock,
+    )
     with pytest.raises(NotFoundError, match=r"discover \(list fabrics\) of VM app-01 failed: not found"):
         client.discover(["app-01"])
 

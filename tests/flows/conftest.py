@@ -39,4 +39,5 @@ def sim(estate, monkeypatch, prefect_api):
     with start_simulator(estate, speed=SPEED) as s:
         monkeypatch.setenv("DRPLAN_SIM_ENDPOINT", s.endpoint)
         monkeypatch.setenv("DRPLAN_SIM_CA_FILE", s.ca_file)
+        monkeypatch.setenv("DRPLAN_SIM_TOKEN", s.token)
         yield s

@@ -61,6 +61,7 @@ def three_tier_run(prefect_api, tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp, start_simulator(three_tier_estate(), speed=E2E_SPEED) as sim:
         mp.setenv("DRPLAN_SIM_ENDPOINT", sim.endpoint)
         mp.setenv("DRPLAN_SIM_CA_FILE", sim.ca_file)
+        mp.setenv("DRPLAN_SIM_TOKEN", sim.token)
         mp.setenv("DRPLAN_LOCK_DIR", str(tmp_path_factory.mktemp("locks")))
         state = run_failback()
         yield state, list(sim.audit), sim

@@ -186,7 +186,7 @@ reprotect:
 @contextmanager
 def reprotect_run(tmp_path, condition, ps="ps-azure-01"):
     """The reprotect preflight's runtime: three-tier failed over to Azure, ``condition`` applied."""
-    from drplan.asr import AsrClient
+    from drplan.asr import AsrClient, StaticTokenCredential
     from drplan.observed import Phase
     from drplan.plan.loader import load_plan
     from drplan.run.context import Ports, RunContext, RunInputs
@@ -200,7 +200,13 @@ def reprotect_run(tmp_path, condition, ps="ps-azure-01"):
     estate = Estate.from_plan(load_plan(THREE_TIER), phase=Phase.failed_over_to_azure)
     condition(estate)
     with start_simulator(estate, speed=SPEED) as sim:
-        asr = AsrClient.for_vault(plan.azure, endpoint=sim.endpoint, ca_file=sim.ca_file, clock=sim.clock)
+        asr = AsrClient.for_vault(
+            plan.azure,
+            endpoint=sim.endpoint,
+            ca_file=sim.ca_file,
+            credential=StaticTokenCredential(sim.token),
+            clock=sim.clock,
+        )
         rt = RunContext(
             RunInputs(plan, graph, kind="reprotect", mode="simulate"),
             Ports(asr, sim.onprem, sim.clock, no_approver, no_events),

@@ -16,10 +16,13 @@ from .specval import SpecValidator, compute_validator
 
 
 class StaticToken:
-    """Any bearer token works against the simulator."""
+    """The simulator's bearer token (it refuses any other with 401)."""
+
+    def __init__(self, token: str):
+        self.token = token
 
     def get_token(self, *scopes, **kwargs):
-        return AccessToken("simulator-token", int(time.time()) + 3600)
+        return AccessToken(self.token, int(time.time()) + 3600)
 
 
 def small_estate(**settings) -> Estate:
@@ -88,7 +91,7 @@ class Asr:
         self.sim = sim
         self.rg, self.vault = sim.resource_group, sim.vault
         self.client = SiteRecoveryManagementClient(
-            StaticToken(),
+            StaticToken(sim.token),
             sim.subscription_id,
             base_url=sim.endpoint,
             connection_verify=sim.ca_file,
@@ -394,5 +397,9 @@ def compute_client(sim, **kw):
     from azure.mgmt.compute import ComputeManagementClient
 
     return ComputeManagementClient(
-        StaticToken(), sim.subscription_id, base_url=sim.endpoint, connection_verify=sim.ca_file, **kw
+        StaticToken(sim.token),
+        sim.subscription_id,
+        base_url=sim.endpoint,
+        connection_verify=sim.ca_file,
+        **kw,
     )

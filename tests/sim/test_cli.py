@@ -58,7 +58,7 @@ def test_sim_start_serves_until_interrupted(tmp_path):
                 break
         env = dict(ln.strip().removeprefix("export ").split("=", 1) for ln in lines if "export " in ln)
         client = SiteRecoveryManagementClient(
-            StaticToken(),
+            StaticToken(env["DRPLAN_SIM_TOKEN"]),
             env["DRPLAN_SIM_SUBSCRIPTION_ID"],
             base_url=env["DRPLAN_SIM_ENDPOINT"],
             connection_verify=env["DRPLAN_SIM_CA_FILE"],

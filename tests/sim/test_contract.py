@@ -313,7 +313,7 @@ def test_lro_polls_202_while_running_and_item_names_the_job(asr, sim):
     assert item.current_scenario.job_id.endswith(job_name)
     assert item.allowed_operations == []
     assert asr.job(job_name).properties.state == "InProgress"
-    auth = {"Authorization": "Bearer x"}
+    auth = {"Authorization": f"Bearer {sim.token}"}
     poll = requests.get(location, headers=auth, verify=sim.ca_file, timeout=10)
     assert poll.status_code == 202 and poll.headers["Location"] == location
     sim.clock.advance(600)
@@ -365,7 +365,7 @@ def test_tls_is_verified_against_the_simulator_ca(sim):
     from .conftest import StaticToken
 
     client = SiteRecoveryManagementClient(
-        StaticToken(), sim.subscription_id, base_url=sim.endpoint, retry_total=0
+        StaticToken(sim.token), sim.subscription_id, base_url=sim.endpoint, retry_total=0
     )
     with pytest.raises(ServiceRequestError, match="CERTIFICATE_VERIFY_FAILED"):
         list(client.replication_fabrics.list(sim.resource_group, sim.vault))

@@ -152,7 +152,7 @@ def test_jobs_complete_in_simulated_time(estate):
 def test_remote_routes_serve_clock_and_onprem_state(sim):
     import requests
 
-    auth = {"Authorization": "Bearer x"}
+    auth = {"Authorization": f"Bearer {sim.token}"}
     clock = requests.get(
         f"{sim.endpoint}/drplan-sim/clock", headers=auth, verify=sim.ca_file, timeout=10
     ).json()
