@@ -272,6 +272,57 @@ class ReprotectToOnPrem(_Model):
     policy: str | None = Field(None, description="replication policy for Azure -> on-prem")
 
 
+class ModernizedReprotect(_Model):
+    """Inputs of the modernized providers' reprotects (InMageRcm forward, InMageRcmFailback back), by the
+    names a DR engineer knows; drplan resolves them to the ids the vault's InMageRcm fabric lists."""
+
+    appliance: str | None = Field(
+        None,
+        description="replication appliance whose reprotect agent replicates the VMs back to on-prem "
+        "(InMageRcmReprotectInput.reprotectAgentId); default: the appliance that replicated each VM to Azure",
+    )
+    datastore: str | None = Field(
+        None,
+        description="vCenter datastore, reachable from the appliance, that receives the replicas "
+        "(InMageRcmReprotectInput.datastoreName); default: the first datastore the appliance reaches",
+    )
+    log_storage_account: str | None = Field(
+        None,
+        description="storage account for replication logs: a name in the vault's resource group or an ARM "
+        "id (InMageRcmReprotectInput.logStorageAccountId); required for a reprotect to on-prem",
+    )
+    failback_policy: str | None = Field(
+        None,
+        description="InMageRcmFailback replication policy (name or id) for Azure -> on-prem; default: the "
+        "vault's only one",
+    )
+    location: Literal["auto", "original", "alternate"] = Field(
+        "auto",
+        description="where the VMs come back: original (the on-prem VM must still exist: changes only), "
+        "alternate (a new VM, full replication) or auto (whichever ASR finds)",
+    )
+    process_server: str | None = Field(
+        None,
+        description="appliance (process server) that replicates the failed-back VMs to Azure again "
+        "(InMageRcmFailbackReprotectInput.processServerId); default: the appliance that replicated them back",
+    )
+    policy_to_azure: str | None = Field(
+        None,
+        description="InMageRcm replication policy (name or id) for on-prem -> Azure; default: the vault's "
+        "only one",
+    )
+    run_as_account: str | None = Field(
+        None,
+        description="run-as account (ARM id) of the vCenter discovery for the reprotect to Azure; default: "
+        "the one the discovered vCenter uses",
+    )
+    agent_ready_timeout: Duration = Field(
+        1200.0,
+        description="how long the reprotect to Azure waits for the mobility agent to register after the "
+        "failover and send heartbeats",
+    )
+
+
 class DrillTargets(_Model):
     """What a drill report measures against."""
 
@@ -283,7 +334,9 @@ class DrillOptions(_Model):
     """DR drills: test failover to an isolated network, verification, cleanup."""
 
     test_network: str | None = Field(
-        None, description="isolated test network (a vCenter port group); required"
+        None,
+        description="isolated test network; required: a vCenter port group (classic VMs), an Azure virtual "
+        "network name or ARM id (modernized VMs: the drill is a test failover into Azure)",
     )
     cleanup: Literal["always"] = Field("always", description="test failovers are always cleaned up")
     stop_for_approvals: bool = Field(False, description="let approval gates stop unattended drills")
@@ -325,6 +378,11 @@ class Plan(_Model):
         ReprotectToOnPrem(), description="inputs of the Azure -> on-prem reprotect"
     )
     drill: DrillOptions = Field(DrillOptions(), description="DR drill settings")
+    modernized: ModernizedReprotect = Field(
+        ModernizedReprotect(),
+        description="inputs of the reprotects of VMs on the modernized providers (InMageRcm / "
+        "InMageRcmFailback); VMs on the classic providers use reprotect and master_targets",
+    )
 
 
 def plan_json_schema() -> dict[str, object]:

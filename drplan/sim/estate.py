@@ -465,7 +465,8 @@ class Estate(_M):
             vcenter=_vcenter_for(plan),
             master_targets=mts,
             process_servers=pss,
-            appliances=_fill_appliances(vms) if modern else [],
+            appliances=_fill_appliances(vms, plan) if modern else [],
+            modernized=_modernized_site(plan),
             vms=vms,
             faults=Faults(seed=seed),
             settings=Settings(enforce_group_failover=enforce_group_failover),
@@ -486,8 +487,26 @@ def _classic_servers(plan: Plan) -> tuple[list[MasterTarget], list[ProcessServer
     return mts, pss
 
 
-def _fill_appliances(vms: list[Vm]) -> list[Appliance]:
-    """Appliances for ``vms`` in plan order, each filled up to :data:`DISKS_PER_APPLIANCE` disks."""
+def _modernized_site(plan: Plan) -> ModernizedSite:
+    """The vault-side names the plan's ``modernized`` section uses (names, not ARM ids), else the defaults."""
+    opts, site = plan.modernized, ModernizedSite()
+
+    def name(value: str | None, default: str) -> str:
+        return value.rstrip("/").rsplit("/", 1)[-1] if value else default
+
+    return site.model_copy(
+        update={
+            "log_storage_account": name(opts.log_storage_account, site.log_storage_account),
+            "policy_to_azure": name(opts.policy_to_azure, site.policy_to_azure),
+            "policy_failback": name(opts.failback_policy, site.policy_failback),
+        }
+    )
+
+
+def _fill_appliances(vms: list[Vm], plan: Plan | None = None) -> list[Appliance]:
+    """Appliances for ``vms`` in plan order, each filled up to :data:`DISKS_PER_APPLIANCE` disks; they reach
+    the datastore the plan's ``modernized`` section names (besides datastore1/datastore2)."""
+    wanted = plan.modernized.datastore if plan is not None else None
     appliances: list[Appliance] = []
     used = DISKS_PER_APPLIANCE
     for v in vms:
@@ -499,7 +518,17 @@ def _fill_appliances(vms: list[Vm]) -> list[Appliance]:
             used = 0
         used += v.disks
         v.appliance = appliances[-1].name
-    return appliances or [Appliance(name="appliance-01", ip="10.0.2.10")]
+    appliances = appliances or [Appliance(name="appliance-01", ip="10.0.2.10")]
+    named = plan.modernized.appliance if plan is not None else None
+    for a in appliances:
+        if wanted and wanted not in a.datastores:
+            a.datastores = [*a.datastores, wanted]
+    if named and all(a.name != named for a in appliances):
+        appliances[0].name = named
+        for v in vms:
+            if v.appliance == "appliance-01":
+                v.appliance = named
+    return appliances
 
 
 def _vcenter_for(plan: Plan) -> VCenter:
