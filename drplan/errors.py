@@ -59,6 +59,11 @@ class JobTimeout(AsrError):
         super().__init__(message, **kw)
 
 
+class OperationInProgressError(AsrError):
+    """ASR refused a write because another job is running on the item (``409 OperationInProgress``); the
+    write did nothing: read the item again and await that job."""
+
+
 class RecoveryPointError(DrplanError):
     """No valid recovery point exists for a unit under its policy, or the max_data_loss guard refused it."""
 

@@ -12,7 +12,7 @@ from drplan.asr.convert import job_name_from_location
 from drplan.asr.errors import map_error
 from drplan.asr.transport import BoundedARMPolling
 from drplan.clock import REAL_CLOCK, Clock
-from drplan.errors import TransientError
+from drplan.errors import OperationInProgressError, TransientError
 from drplan.observed import Job
 
 log = logging.getLogger("drplan.asr")
@@ -137,6 +137,14 @@ class AsrBase:
         for attempt in range(1, WRITE_ATTEMPTS + 1):
             try:
                 return send()
+            except OperationInProgressError as err:  # another job runs on the item: this write did nothing
+                if attempt == WRITE_ATTEMPTS:
+                    raise
+                log.warning("%s; reading the item again to await that job", err)
+                landed = recheck()
+                if landed is not None:
+                    return landed
+                self.clock.sleep(max(self.polling_interval, 1.0))
             except TransientError as err:
                 if attempt == WRITE_ATTEMPTS:
                     raise

@@ -21,6 +21,7 @@ from drplan.errors import (
     AgentNotInstalledError,
     AsrError,
     NotFoundError,
+    OperationInProgressError,
     PermissionError_,
     PreconditionError,
     TransientError,
@@ -139,6 +140,8 @@ def map_error(exc: BaseException, *, vm: str, operation: str) -> AsrError:
             retry_after=_retry_after(exc),
             **kw,
         )
+    if status == 409 and "inprogress" in code.lower():
+        return OperationInProgressError(f"{where} was refused while another ASR job runs: {detail}", **kw)
     if isinstance(exc, ResourceNotFoundError) or status == 404:
         return NotFoundError(f"{where} failed: not found in the vault: {detail}", **kw)
     if isinstance(exc, ServiceRequestError | ServiceResponseError) or status is None:

@@ -61,6 +61,10 @@ class ClockRetryPolicy(RetryPolicy):
 
     def __init__(self, *, clock: Clock = REAL_CLOCK, **kwargs: Any):
         kwargs.setdefault("retry_total", 6)
+        # azure-core caps each kind of retry separately (status, connect, read: 3 each by default), so a
+        # budget of 6 stated in retry_total alone is really 3 for a 429/503: state it for every kind
+        for kind in ("retry_status", "retry_connect", "retry_read"):
+            kwargs.setdefault(kind, kwargs["retry_total"])
         kwargs.setdefault("retry_backoff_factor", 1.0)
         kwargs.setdefault("retry_backoff_max", 60)
         super().__init__(**kwargs)

@@ -6,9 +6,10 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-from drplan.errors import DrplanError
+from drplan.errors import DrplanError, TransientError
 from drplan.observed import CheckResult, Phase
 from drplan.recovery import preconditions
+from drplan.recovery.groups import RULE, group_membership_checks
 from drplan.recovery.phase import DONE_FAILBACK, RESUMABLE, phase_of
 from drplan.recovery.site_checks import check_connected, check_master_target, check_vm_present
 from drplan.run.context import RunContext
@@ -24,11 +25,15 @@ def discover(ctx: RunContext) -> list[CheckResult]:
     names = vm_names(ctx)
     try:
         ctx.state.refs.update(ctx.asr.discover(names))
+    except TransientError:
+        raise  # throttled or 5xx: the read is retried, never reported as a failed precondition
     except DrplanError as exc:
         # keep checking the VMs that were found, so every failure is reported together
         try:
             listed = {s.friendly_name: s.ref for s in ctx.asr.list_items()}
             ctx.state.refs.update({n: listed[n] for n in names if n in listed})
+        except TransientError:
+            raise  # throttled or 5xx: the read is retried, never reported as a failed precondition
         except DrplanError:
             pass
         return [
@@ -112,6 +117,7 @@ def preflight(ctx: RunContext) -> list[CheckResult]:
         lambda: _vault_checks(ctx, found, states),
         lambda: _site_checks(ctx),
         lambda: fabric_checks(ctx, infra),
+        lambda: group_checks(ctx),
     )
     for result in gather(list(jobs)):
         checks += result
@@ -129,6 +135,8 @@ def _vault_checks(ctx: RunContext, found: list[str], states: dict[str, Any]) -> 
     try:
         states.update(ctx.asr.item_states([ctx.state.refs[n] for n in found]))
         ctx.state.items.update(states)
+    except TransientError:
+        raise  # throttled or 5xx: the read is retried, never reported as a failed precondition
     except DrplanError as exc:
         return [CheckResult("asr-items", False, str(exc), ctx.plan.azure.vault, "VM readable in the vault")]
 
@@ -139,6 +147,22 @@ def _vault_checks(ctx: RunContext, found: list[str], states: dict[str, Any]) -> 
         phases[vm] = phase_of(states[vm])
     pending = {vm for vm in found if phases[vm] in (Phase.reprotected_to_onprem, Phase.failback_in_progress)}
     return out + _point_checks(ctx, pending)
+
+
+def group_checks(ctx: RunContext) -> list[CheckResult]:
+    """Each plan group against ASR's multi-VM groups, from one listing of the vault's items."""
+    try:
+        items = ctx.asr.list_items()
+    except TransientError:
+        raise
+    except DrplanError as exc:
+        return [CheckResult("asr-groups", False, str(exc), ctx.plan.azure.vault, RULE)]
+    grouped = {m for g in ctx.plan.replication_groups for m in g.members}
+    return group_membership_checks(
+        {g.name: list(g.members) for g in ctx.plan.replication_groups},
+        [v.name for v in ctx.plan.vms if v.name not in grouped],
+        {s.friendly_name: s.multi_vm_group for s in items},
+    )
 
 
 def _point_checks(ctx: RunContext, pending: set[str]) -> list[CheckResult]:
@@ -157,6 +181,8 @@ def _point_checks(ctx: RunContext, pending: set[str]) -> list[CheckResult]:
         checked = vm in pending  # a member already failed back needs no point of its own
         try:
             points_by_vm[vm] = list(ctx.asr.recovery_points(ctx.state.refs[vm]))
+        except TransientError:
+            raise  # throttled or 5xx: the read is retried, never reported as a failed precondition
         except DrplanError as exc:
             if not checked:
                 return []
@@ -174,6 +200,8 @@ def _site_checks(ctx: RunContext) -> list[CheckResult]:
     targets = [v.vcenter_name or v.name for v in ctx.plan.vms]
     try:
         state = ctx.onprem.read_state([*targets, *mts])
+    except TransientError:
+        raise  # throttled or 5xx: the read is retried, never reported as a failed precondition
     except DrplanError as exc:
         return [CheckResult("vcenter-connected", False, str(exc), ctx.plan.vcenter.host, "vCenter connected")]
     out = [check_connected(state, ctx.plan.vcenter.host)]
@@ -188,6 +216,8 @@ def fabric_checks(ctx: RunContext, infra: list[Any]) -> list[CheckResult]:
     kept in ``infra`` for the master-target checks."""
     try:
         infra.append(ctx.asr.infrastructure())
+    except TransientError:
+        raise  # throttled or 5xx: the read is retried, never reported as a failed precondition
     except DrplanError as exc:
         return [CheckResult("configuration-server", False, str(exc), "", preconditions.RULE_CS)]
     return preconditions.configuration_server_checks(infra[0], infra[0].read_at or ctx.clock.now())

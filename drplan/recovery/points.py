@@ -142,7 +142,10 @@ def choose_for_unit(
         )
     missing = _missing(points_by_vm, vms)
     if missing:
-        raise RecoveryPointError("\n".join(_no_point_message(vm) for vm in missing))
+        where = f" (group {unit})" if unit else ""
+        raise RecoveryPointError(
+            "\n".join(_no_point_message(vm).replace(":", f"{where}:", 1) for vm in missing)
+        )
     latest = {vm: _newest_of(points_by_vm[vm]) for vm in vms}
 
     if policy is RecoveryPointPolicy.latest:

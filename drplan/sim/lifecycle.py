@@ -180,7 +180,12 @@ class Engine(Rules, RcmRules, Transitions, RcmTransitions, JobEngine, RecoveryPl
     def points(self, item: Item) -> list[SimPoint]:
         vm = self.vm_of(item)
         pending = item.commit_pending and vm.provider == "modernized"  # points to change the failover to
-        if (vm.phase not in REPLICATING and not pending) or vm.protection_disabled:
+        # a failback not yet committed keeps its points listed (ASR allows ChangePit then): the point it
+        # failed over to stays readable by id until the commit
+        uncommitted_failback = vm.phase == Phase.failed_back
+        if (
+            vm.phase not in REPLICATING and not pending and not uncommitted_failback
+        ) or vm.protection_disabled:
             return []
         now = self.clock.now()
         pts = points_for(

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from drplan.asr import AsrClient
+from drplan.asr import AsrClient, StaticTokenCredential
 from drplan.plan.graph import load_and_compile
 from drplan.plan.schema import CommitPolicy
 from drplan.run.context import Ports, RunContext, RunInputs
@@ -62,16 +62,76 @@ class Recorded:
         return [e.transition for e in self.events if e.node == node]
 
 
+@dataclass
+class Bench:
+    """One simulated estate, reached through the real SDK; ``run`` drives a kind on it (re-runs included)."""
+
+    plan_path: Path
+    sim: object
+    asr: AsrClient
+
+    def run(
+        self,
+        kind: RunKind,
+        *,
+        approver: Approver | None = None,
+        dry_run: bool = False,
+        commit: CommitPolicy | None = None,
+        overrides: dict | None = None,
+    ) -> Recorded:
+        """Run ``kind`` once; never raises (the run's own error is recorded)."""
+        plan, graph = load_and_compile(self.plan_path)
+        approver = approver or Approver()
+        events: list[UnitEvent] = []
+        sim = self.sim
+        ctx = RunContext(
+            RunInputs(
+                plan=plan,
+                graph=graph,
+                kind=kind.name,
+                mode="simulate",
+                dry_run=dry_run,
+                overrides=overrides or {},
+                commit_policy=commit or plan.failback.commit,
+                reprotect_to_azure=plan.failback.reprotect_to_azure.enabled,
+            ),
+            Ports(self.asr, sim.onprem, sim.clock, approver, events.append),  # type: ignore[attr-defined]
+        )
+        executor = ThreadExecutor()
+        result, error = None, None
+        try:
+            result = drive(ctx, kind, executor)
+        except Exception as exc:  # the run's own verdict (RunFailed, PreflightFailed, ...)
+            error = exc
+        return Recorded(ctx, executor, result, error, events, sim, approver)
+
+
 @contextmanager
-def simulated(plan_path: Path, tweak: Callable[[Estate], None] | None = None, phase=None) -> Iterator[tuple]:
-    plan, graph = load_and_compile(plan_path)
-    estate = Estate.from_plan(plan, phase=phase) if phase else Estate.from_plan(plan)
+def simulated(
+    plan_path: Path = THREE_TIER,
+    tweak: Callable[[Estate], None] | None = None,
+    phase=None,
+    speed: float = SPEED,
+) -> Iterator[Bench]:
+    """The plan's classic estate (``tweak`` edits it first) served over HTTPS, and a client for it."""
+    plan, _ = load_and_compile(plan_path)
+    estate = (
+        Estate.from_plan(plan, phase=phase, provider="classic")
+        if phase
+        else Estate.from_plan(plan, provider="classic")
+    )
     if tweak:
         tweak(estate)
-    with start_simulator(estate, speed=SPEED) as sim:
-        asr = AsrClient.for_vault(plan.azure, endpoint=sim.endpoint, ca_file=sim.ca_file, clock=sim.clock)
+    with start_simulator(estate, speed=speed) as sim:
+        asr = AsrClient.for_vault(
+            plan.azure,
+            endpoint=sim.endpoint,
+            ca_file=sim.ca_file,
+            clock=sim.clock,
+            credential=StaticTokenCredential(sim.token),
+        )
         try:
-            yield plan, graph, sim, asr
+            yield Bench(plan_path, sim, asr)
         finally:
             asr.close()
 
@@ -86,25 +146,5 @@ def execute(
     commit: CommitPolicy | None = None,
 ) -> Recorded:
     """Run ``kind`` on the plan against a fresh simulated estate; never raises (the error is recorded)."""
-    approver = approver or Approver()
-    events: list[UnitEvent] = []
-    with simulated(plan_path, tweak, kind.simulated_phase) as (plan, graph, sim, asr):
-        ctx = RunContext(
-            RunInputs(
-                plan=plan,
-                graph=graph,
-                kind=kind.name,
-                mode="simulate",
-                dry_run=dry_run,
-                commit_policy=commit or plan.failback.commit,
-                reprotect_to_azure=plan.failback.reprotect_to_azure.enabled,
-            ),
-            Ports(asr, sim.onprem, sim.clock, approver, events.append),
-        )
-        executor = ThreadExecutor()
-        result, error = None, None
-        try:
-            result = drive(ctx, kind, executor)
-        except Exception as exc:  # the run's own verdict (RunFailed, PreflightFailed, ...)
-            error = exc
-        return Recorded(ctx, executor, result, error, events, sim, approver)
+    with simulated(plan_path, tweak, kind.simulated_phase) as bench:
+        return bench.run(kind, approver=approver, dry_run=dry_run, commit=commit)
