@@ -23,7 +23,9 @@ DONE = (
 
 @dataclass(frozen=True)
 class Inputs:
-    """One VM's ``InMageReprotectInput`` values (names or ARM ids, as the vault knows them)."""
+    """One VM's reprotect values (names or ARM ids, as the vault knows them): ``InMageReprotectInput``
+    (classic: master target, process server, retention drive, datastore, policy) or, with ``provider``
+    ``modernized``, ``InMageRcmReprotectInput`` (appliance, datastore, log storage account, policy)."""
 
     master_target: str
     process_server: str | None
@@ -31,6 +33,22 @@ class Inputs:
     datastore: str | None
     policy: str | None
     source: str = "plan"  # plan | simulated estate defaults
+    provider: str = "classic"  # classic | modernized
+    appliance: str | None = None  # modernized: the replication appliance (its reprotect agent)
+    log_storage_account: str | None = None  # modernized: name or ARM id
+
+    def describe(self) -> str:
+        """The inputs for people (the report and dry-run lines)."""
+        if self.provider == "modernized":
+            return (
+                f"appliance {self.appliance}, datastore {self.datastore or '-'}, log storage account "
+                f"{self.log_storage_account}, policy {self.policy or '(the only InMageRcmFailback one)'} "
+                f"({self.source})"
+            )
+        return (
+            f"master target {self.master_target}, process server {self.process_server}, retention "
+            f"{self.retention_drive}, datastore {self.datastore or '-'}, policy {self.policy} ({self.source})"
+        )
 
 
 _os = preconditions.os_family
@@ -72,3 +90,27 @@ def inputs_for(ctx: RunContext, vm) -> Inputs:
         values["policy"] = values["policy"] or "failback-policy"
         source = "simulated estate defaults"
     return Inputs(master_target=vm.master_target, source=source, **values)
+
+
+def modernized_inputs_for(ctx: RunContext, vm, state, appliance_datastores: tuple[str, ...] = ()) -> Inputs:
+    """``InMageRcmReprotectInput`` values of a modernized VM: the plan's ``modernized`` section; the appliance
+    that replicated the VM to Azure and the first datastore it reaches when the plan names none; in simulate
+    mode, the simulated vault's log storage account when the plan names none."""
+    opts = ctx.plan.modernized
+    source = "plan"
+    log_sa = opts.log_storage_account
+    estate = getattr(ctx.onprem, "estate", None)
+    if log_sa is None and estate is not None and ctx.mode == "simulate":
+        log_sa, source = estate.modernized.log_storage_account, "simulated estate defaults"
+    datastore = opts.datastore or (appliance_datastores[0] if appliance_datastores else None)
+    return Inputs(
+        master_target="",
+        process_server=None,
+        retention_drive=None,
+        datastore=datastore,
+        policy=opts.failback_policy,
+        source=source,
+        provider="modernized",
+        appliance=opts.appliance or state.appliance_name or state.appliance_id,
+        log_storage_account=log_sa,
+    )

@@ -9,15 +9,18 @@ targets without snapshots.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from functools import partial
+from typing import Any
 
-from drplan.errors import DrplanError
+from drplan.errors import DrplanError, TransientError
 from drplan.failback.preflight import discover, fabric_checks
 from drplan.observed import CheckResult, Infrastructure, Phase
 from drplan.recovery import preconditions
 from drplan.recovery.site_checks import check_connected, check_master_target
 from drplan.reprotect_to_onprem.inputs import DONE, Inputs, _os, _phase, inputs_for
+from drplan.reprotect_to_onprem.preflight_modernized import modernized_checks
 from drplan.run.context import RunContext
 from drplan.run.fanout import gather
 
@@ -33,20 +36,28 @@ def preflight(ctx: RunContext) -> list[CheckResult]:
     """
     checks = discover(ctx)
     found = [v for v in ctx.plan.vms if v.name in ctx.state.refs]
+    states = _states(ctx, found)
+    modern = [v for v in found if v.name in states and states[v.name].family == "modernized"]
+    found = [v for v in found if v not in modern]  # classic (or unread: the classic path reports it)
     todo: dict[str, Inputs] = {}
     seen_os: dict[str, str] = {}
     infra: list[Infrastructure] = []
-    jobs: list[Callable[[], list[CheckResult]]] = [
-        lambda: _site_checks(ctx),
-        lambda: fabric_checks(ctx, infra),
-    ]
+    jobs: list[Callable[[], list[CheckResult]]] = []
+    if found or not modern:
+        jobs += [lambda: _site_checks(ctx), lambda: fabric_checks(ctx, infra)]
     jobs += [partial(_vm_checks, ctx, vm, todo, seen_os) for vm in found]
+    if modern:
+        jobs.append(partial(modernized_checks, ctx, {v.name: states[v.name] for v in modern}, todo))
     for result in gather(jobs):
         checks += result
     checks += _master_target_os_checks(ctx, found, seen_os, infra[0] if infra else None)
     if infra:
-        checks += _registered_checks(todo, infra[0])
-    checks += _group_checks(ctx, seen_os)
+        checks += _registered_checks({k: v for k, v in todo.items() if v.provider == "classic"}, infra[0])
+    checks += _group_checks(ctx, seen_os, {v.name for v in modern})
+    warning = preconditions.classic_support_warning([v.name for v in found if v.name in states])
+    if warning:
+        log.warning("%s", warning)
+        checks.append(CheckResult("classic-support", True, warning, ctx.plan.name, "classic out of support"))
     ctx.state.reprotect_inputs = todo
     if ctx.report is not None:
         ctx.report.preflight = checks
@@ -57,6 +68,21 @@ def preflight(ctx: RunContext) -> list[CheckResult]:
                     unit, vm.name, status="already reprotected", reprotect="not sent: already done"
                 )
     return checks
+
+
+log = logging.getLogger(__name__)
+
+
+def _states(ctx: RunContext, found) -> dict[str, Any]:
+    """Every found VM's item state in one batched read (empty when it fails: each VM is then read alone)."""
+    if not found:
+        return {}
+    try:
+        return ctx.asr.item_states([ctx.state.refs[v.name] for v in found])
+    except TransientError:
+        raise
+    except DrplanError:
+        return {}
 
 
 def _vm_checks(ctx: RunContext, vm, todo: dict[str, Inputs], seen_os: dict[str, str]) -> list[CheckResult]:
@@ -181,10 +207,13 @@ def _registered_checks(todo: dict[str, Inputs], infra) -> list[CheckResult]:
     ]
 
 
-def _group_checks(ctx: RunContext, seen_os: dict[str, str]) -> list[CheckResult]:
-    """A replication group's members share one master target and one OS (as ASR reports it)."""
+def _group_checks(ctx: RunContext, seen_os: dict[str, str], modern: set[str]) -> list[CheckResult]:
+    """A replication group's members share one master target and one OS (as ASR reports it); groups on the
+    modernized providers have no master target."""
     out = []
     for group in ctx.plan.replication_groups:
+        if modern & set(group.members):
+            continue
         members = [v for v in ctx.plan.vms if v.name in group.members]
         targets = sorted({v.master_target for v in members})
         systems = sorted({seen_os.get(v.name, v.os.value) for v in members})

@@ -31,33 +31,40 @@ def _reprotect_vm(ctx: RunContext, unit: str, vm) -> tuple[str, str]:
     if inputs is None:
         return vm.name, "already reprotected"
     if ctx.dry_run:
-        ctx.note(
-            f"VM {vm.name}: would reprotect to on-prem via master target {inputs.master_target}, process "
-            f"server {inputs.process_server}, retention drive {inputs.retention_drive}, datastore "
-            f"{inputs.datastore or '-'}, failback policy {inputs.policy}"
-        )
+        ctx.note(f"VM {vm.name}: would reprotect to on-prem via {inputs.describe()}")
         return vm.name, "dry-run"
     if ctx.report is not None:
-        ctx.report.update(
-            unit,
-            vm.name,
-            status="reprotecting",
-            note=f"master target {inputs.master_target}, process server {inputs.process_server}, "
-            f"retention {inputs.retention_drive}, datastore {inputs.datastore or '-'}, "
-            f"policy {inputs.policy} ({inputs.source})",
+        ctx.report.update(unit, vm.name, status="reprotecting", note=inputs.describe())
+    ref = ctx.state.refs[vm.name]
+    if inputs.provider == "modernized":
+        job = ctx.asr.reprotect_to_onprem_modernized(
+            ref,
+            appliance=inputs.appliance or "",
+            datastore=inputs.datastore or "",
+            log_storage_account=inputs.log_storage_account or "",
+            policy=inputs.policy,
+            timeout=job_budget(ctx, vm, "reprotect"),
         )
-    job = ctx.asr.reprotect_to_onprem(
-        ctx.state.refs[vm.name],
-        master_target_id=inputs.master_target,
-        process_server_id=inputs.process_server,
-        retention_drive=inputs.retention_drive,
-        profile_id=inputs.policy,
-        datastore_name=inputs.datastore,
-        timeout=job_budget(ctx, vm, "reprotect"),
-    )
+    else:
+        job = ctx.asr.reprotect_to_onprem(
+            ref,
+            master_target_id=inputs.master_target,
+            process_server_id=inputs.process_server,
+            retention_drive=inputs.retention_drive,
+            profile_id=inputs.policy,
+            datastore_name=inputs.datastore,
+            timeout=job_budget(ctx, vm, "reprotect"),
+        )
     if ctx.report is not None:
         ctx.report.update(unit, vm.name, status="reprotected", reprotect=f"sent {ctx.clock.now():%H:%M:%S}")
     return vm.name, "reprotect job " + (job.name or "done")
+
+
+def _progress(ctx: RunContext, ref, state) -> tuple[int | None, str]:
+    """A modernized item's initial replication / resync progress toward on-prem (``None`` on classic)."""
+    if state.family != "modernized":
+        return None, ""
+    return ctx.asr.replication_progress(ref, state=state)
 
 
 def health_unit(ctx: RunContext, unit: str) -> dict[str, str]:
@@ -71,11 +78,18 @@ def health_unit(ctx: RunContext, unit: str) -> dict[str, str]:
         deadline = ctx.clock.monotonic() + budget
         seen: list[str] = []
         while True:
-            health = ctx.asr.item_state(ref).replication_health or "unknown"
+            state = ctx.asr.item_state(ref)
+            health = state.replication_health or "unknown"
             if not seen or seen[-1] != health:
                 seen.append(health)
-            ctx.emit(unit, "replication-health", f"{vm.name}: {health}", vm=vm.name, health=health)
-            if health.lower() == "normal":
+            percent, what = _progress(ctx, ref, state)
+            shown = f"{health}, {what} {percent}%" if percent is not None else health
+            ctx.emit(
+                unit, "replication-health", f"{vm.name}: {shown}", vm=vm.name, health=health, progress=percent
+            )
+            if ctx.report is not None and percent is not None:
+                ctx.report.update(unit, vm.name, verification=f"{what} {percent}%")
+            if health.lower() == "normal" and (percent is None or percent >= 100):
                 break
             if ctx.clock.monotonic() >= deadline:
                 raise PreconditionError(
