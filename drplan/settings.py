@@ -33,7 +33,9 @@ class Settings(BaseSettings):
         24 * 3600.0, gt=0, description="how long an approval waits before the run gives up on it"
     )
     lock_dir: Path | None = Field(
-        None, description="where the per-plan host lock files live (default `$PREFECT_HOME/drplan-locks`)"
+        None,
+        description="where this host's locks live: one per plan (default `$PREFECT_HOME/drplan-locks`) and "
+        "the claims on VMs (default `~/.drplan/drplan-locks`, one for every Prefect home)",
     )
     drill_stop_wait: float = Field(
         3600.0,

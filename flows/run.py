@@ -210,7 +210,13 @@ def _run_kind(
     policy = CommitPolicy(commit) if commit else the_plan.failback.commit
     run_id = str(current_flow_run.id or "")
     with (
-        exclusive_run(the_plan.name, kind.name, settings, enabled=kind.lock_in_dry_run or not dry_run),
+        exclusive_run(
+            the_plan,
+            kind.name,
+            settings,
+            enabled=kind.lock_in_dry_run or not dry_run,
+            simulated=bool(simulate or estate),
+        ),
         open_targets(
             the_plan,
             simulate=simulate,
