@@ -225,6 +225,7 @@ def _run_kind(
             settings=settings,
             secret_loader=_prefect_secret,
             simulated_phase=kind.simulated_phase,
+            simulated_provider=kind.simulated_provider,
         ) as targets,
     ):
         tags = ["drplan", f"drplan-mode:{targets.mode}", f"drplan-flow:{kind.name}"]

@@ -301,9 +301,13 @@ def plan_cmd(
         return
     from drplan.failback.point_preview import chosen_points
     from drplan.run.targets import open_targets
+    from drplan.settings import Settings
 
-    with open_targets(loaded, simulate=simulate, estate=str(estate) if estate else None) as targets:
-        columns, choices = chosen_points(compiled, targets.asr, targets.clock.now())
+    where = {"simulate": simulate, "estate": str(estate) if estate else None, "settings": Settings()}
+    with open_targets(loaded, **where) as targets:  # type: ignore[arg-type]
+        columns, choices = chosen_points(
+            compiled, targets.asr, targets.clock.now(), group_mode=loaded.failback.group_failback_mode
+        )
     report = dry_run_report(loaded, compiled, columns)
     report["mode"] = targets.mode
     report["choices"] = choices

@@ -75,11 +75,11 @@ def estate_from_plan(
     plan: Annotated[Path, typer.Argument(help="the plan file (YAML)", show_default=False)],
     seed: Annotated[int, typer.Option(help="seed for generated details")] = 0,
     phase: Annotated[str, typer.Option(help="initial phase of every VM")] = "reprotected-to-onprem",
-    # The default flips to modernized once the product drives the modernized failback (issue 13).
+    # modernized by default: classic VMware/physical DR is out of support since March 2026
     provider: Annotated[
         str,
         typer.Option(help="ASR stack: modernized (appliances, InMageRcm) or classic (configuration server)"),
-    ] = "classic",
+    ] = "modernized",
 ) -> None:
     """Print an estate YAML holding every VM and group of PLAN (ready to fail back) on the PROVIDER stack."""
     from drplan.errors import PlanError

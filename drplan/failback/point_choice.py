@@ -15,7 +15,7 @@ from drplan.errors import DrplanError, RecoveryPointError
 from drplan.observed import ItemState, Phase, RecoveryPoint
 from drplan.plan.graph import Unit
 from drplan.plan.schema import GroupFailbackMode, RecoveryPointPolicy
-from drplan.recovery.phase import DONE_FAILBACK, phase_of
+from drplan.recovery.phase import DONE_FAILBACK, is_modernized, phase_of
 from drplan.recovery.points import PointDecision, decide
 from drplan.run.context import RunContext
 from drplan.run.fanout import gather
@@ -75,6 +75,7 @@ def decide_all(ctx: RunContext, *, guard: bool = True) -> dict[str, PointDecisio
                 now=now,
                 by_recovery_plan=by_recovery_plan(ctx, unit.name) and pinned is None,
                 pinned_to=pinned,
+                modernized=modernized(ctx.state.items, unit.vm_names),
             )
         except RecoveryPointError as exc:
             problems.append(str(exc))
@@ -89,10 +90,19 @@ def precheck_points(ctx: RunContext) -> dict[str, dict[str, object]]:
 
 
 def by_recovery_plan(ctx: RunContext, unit: str) -> bool:
-    """Whether this group fails back through an ASR recovery plan (``failback_mode: recovery-plan``)."""
+    """Whether this group fails back through an ASR recovery plan: ``failback_mode: recovery-plan``, or its
+    items are modernized (a modernized group's common point is only reached by recovery plan)."""
     u = ctx.graph.units[unit]
     mode = u.failback_mode or ctx.plan.failback.group_failback_mode
-    return u.kind == "group" and mode == GroupFailbackMode.recovery_plan
+    if u.kind != "group":
+        return False
+    return mode == GroupFailbackMode.recovery_plan or modernized(ctx.state.items, u.vm_names)
+
+
+def modernized(states: Mapping[str, ItemState], vms: Sequence[str]) -> bool:
+    """Whether these VMs' items replicate with the modernized providers (as ASR last reported them)."""
+    known = [states[vm] for vm in vms if vm in states]
+    return bool(known) and all(is_modernized(s) for s in known)
 
 
 def decide_unit(
@@ -115,6 +125,7 @@ def decide_unit(
         now=ctx.clock.now(),
         by_recovery_plan=by_recovery_plan(ctx, unit) and pinned is None,
         pinned_to=pinned,
+        modernized=modernized(states, u.vm_names),
     )
     with ctx.lock:
         ctx.state.decisions[unit] = decision

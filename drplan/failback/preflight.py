@@ -3,17 +3,28 @@ any write. The pure rules are :mod:`drplan.recovery.preconditions`; this module 
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
 from drplan.errors import DrplanError, TransientError
-from drplan.observed import CheckResult, Phase
+from drplan.failback.preflight_modernized import (
+    classic_vms,
+    classic_warning,
+    modernized_checks,
+    modernized_vms,
+)
+from drplan.observed import CheckResult, Infrastructure, ItemState, Phase
+from drplan.plan.schema import Vm
 from drplan.recovery import preconditions
 from drplan.recovery.groups import RULE, group_membership_checks
 from drplan.recovery.phase import DONE_FAILBACK, RESUMABLE, phase_of
 from drplan.recovery.site_checks import check_connected, check_master_target, check_vm_present
 from drplan.run.context import RunContext
 from drplan.run.fanout import gather
+
+log = logging.getLogger(__name__)
 
 
 def vm_names(ctx: RunContext) -> list[str]:
@@ -102,27 +113,39 @@ def preflight(ctx: RunContext) -> list[CheckResult]:
     """Every precondition as a named check, read concurrently; nothing is written.
 
     Per VM: found in the vault, its conditions, protection state and health (one batched read), at least one
-    recovery point (VMs still to fail back). Site: vCenter connected, master targets without snapshots,
-    target VMs present. Vault: configuration server connected with a recent heartbeat; each master target
-    registered with it, running the OS family of its VMs (as ASR reports both); the reprotect-to-Azure
-    process server registered.
+    recovery point (VMs still to fail back); each plan group one ASR multi-VM group. Then by provider, as
+    ASR reports it per item: classic VMs — vCenter connected, master targets without snapshots, target VMs
+    present, configuration server connected with a recent heartbeat, each master target registered and of
+    its VMs' OS family, the reprotect-to-Azure process server registered (and one warning: classic is out of
+    support); modernized VMs — :func:`drplan.failback.preflight_modernized.modernized_checks`.
     """
     checks = discover(ctx)
     found = [n for n in vm_names(ctx) if n in ctx.state.refs]
     ctx.state.points_by_vm.clear()
     ctx.state.phases.clear()
-    states: dict[str, Any] = {}
-    infra: list[Any] = []  # filled by fabric_checks when the adapter can read the infrastructure
-    jobs = (
-        lambda: _vault_checks(ctx, found, states),
-        lambda: _site_checks(ctx),
-        lambda: fabric_checks(ctx, infra),
-        lambda: group_checks(ctx),
-    )
-    for result in gather(list(jobs)):
+    states: dict[str, ItemState] = {}
+    read_at = ctx.clock.now()
+    for result in gather([partial(_vault_checks, ctx, found, states), partial(group_checks, ctx)]):
+        checks += result
+    modern = modernized_vms(states)
+    classic = [v for v in ctx.plan.vms if v.name not in modern]
+    infra: list[Infrastructure] = []
+    jobs: list[Callable[[], list[CheckResult]]] = [partial(_site_checks, ctx, classic)]
+    if classic:
+        jobs.append(partial(fabric_checks, ctx, infra))
+    if modern:
+        jobs.append(partial(modernized_checks, ctx, states, read_at))
+    for result in gather(jobs):
         checks += result
     if infra:
-        checks += _master_target_checks(ctx, states, infra[0])
+        checks += _master_target_checks(
+            ctx, {v.name: states[v.name] for v in classic if v.name in states}, infra[0]
+        )
+    warning = classic_warning(states)
+    if warning:
+        log.warning("%s", warning)
+        ctx.emit("(run)", "classic-provider", warning)
+        checks.append(CheckResult("classic-support", True, warning, ", ".join(classic_vms(states)), ""))
     if ctx.report is not None:
         ctx.report.preflight = checks
     return checks
@@ -195,8 +218,10 @@ def _point_checks(ctx: RunContext, pending: set[str]) -> list[CheckResult]:
     return out
 
 
-def _site_checks(ctx: RunContext) -> list[CheckResult]:
-    mts = sorted({v.master_target for v in ctx.plan.vms})
+def _site_checks(ctx: RunContext, classic: Sequence[Vm] | None = None) -> list[CheckResult]:
+    """vCenter connected, every target VM present; the master targets of ``classic`` VMs (default: all)
+    present without snapshots."""
+    mts = sorted({v.master_target for v in (ctx.plan.vms if classic is None else classic)})
     targets = [v.vcenter_name or v.name for v in ctx.plan.vms]
     try:
         state = ctx.onprem.read_state([*targets, *mts])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from functools import partial
 
 from drplan.errors import DrplanError, TransientError
@@ -32,7 +33,9 @@ def classic_vms(states: Mapping[str, ItemState]) -> list[str]:
     return sorted(vm for vm, s in states.items() if s.family == "classic")
 
 
-def modernized_checks(ctx: RunContext, states: Mapping[str, ItemState]) -> list[CheckResult]:
+def modernized_checks(
+    ctx: RunContext, states: Mapping[str, ItemState], read_at: datetime | None = None
+) -> list[CheckResult]:
     """Every modernized precondition of a failback, read concurrently; writes nothing.
 
     Per VM still to fail back: PlannedFailover allowed, replication health, replication to on-prem complete,
@@ -40,6 +43,7 @@ def modernized_checks(ctx: RunContext, states: Mapping[str, ItemState]) -> list[
     datastore reachable from its appliance, no snapshots on the on-prem target. Across the plan: each
     appliance registered, healthy and connected, at most 60 disks per appliance; the plan's vCenter
     discovered by the appliances; each unit's recovery-point policy one the modernized API can keep.
+    ``read_at``: when ``states`` were read (heartbeat ages are measured against it, not a later read).
     """
     modern = modernized_vms(states)
     if not modern:
@@ -56,7 +60,7 @@ def modernized_checks(ctx: RunContext, states: Mapping[str, ItemState]) -> list[
         checks += result
     now = infra[0].read_at if infra and infra[0].read_at else ctx.clock.now()
     for vm, s in todo.items():
-        checks += pre.modernized_item_checks(vm, s, now)
+        checks += pre.modernized_item_checks(vm, s, read_at or now)
     checks += pre.appliance_disk_checks(modern)
     if infra:
         names = sorted({s.appliance_name or s.appliance_id or "" for s in todo.values()} - {""})

@@ -13,8 +13,8 @@ from drplan.errors import AgentNotInstalledError, MixedPointsError, Precondition
 from drplan.failback.point_choice import applied_points, by_recovery_plan, decide_unit
 from drplan.observed import ItemState, Phase
 from drplan.plan.schema import GroupFailbackMode, RecoveryPointPolicy, Vm, format_duration
-from drplan.recovery.phase import DONE_FAILBACK, phase_of
-from drplan.recovery.points import CUSTOM, PointDecision
+from drplan.recovery.phase import DONE_FAILBACK, is_modernized, phase_of
+from drplan.recovery.points import CRASH_CONSISTENT, CUSTOM, PointDecision
 from drplan.run.budgets import budget
 from drplan.run.context import NodeStatus, RunContext
 from drplan.run.fanout import concurrently, members
@@ -42,7 +42,7 @@ def failback_unit(ctx: RunContext, unit: str) -> dict[str, str]:
     for vm in vms:
         if vm not in todo:
             _note_resumed(ctx, unit, vm.name, states[vm.name])
-    if todo and decision is not None and decision.asr_type != CUSTOM:
+    if todo and decision is not None and decision.by_recovery_plan:
         results.update(_send_by_recovery_plan(ctx, unit, decision))
     elif todo and decision is not None:
         sent = concurrently(lambda vm: _send(ctx, unit, vm, decision, states[vm.name]), todo)
@@ -66,7 +66,12 @@ def _send(
         ctx.report.update(unit, vm.name, failback_start=ctx.clock.now(), status="failing-back")
     # The adapter checks the phase on the state just read: a job already running is awaited, work already
     # done is not re-issued, and a failed write re-reads before deciding again.
-    job = ctx.asr.failback(ctx.state.refs[vm.name], point, timeout=budget(ctx, vm, "failback"), state=state)
+    ref, timeout = ctx.state.refs[vm.name], budget(ctx, vm, "failback")
+    if is_modernized(state):  # planned failover by point type: ASR makes or picks the point when it runs
+        point_type = decision.asr_type if decision is not None else CRASH_CONSISTENT
+        job = ctx.asr.planned_failback(ref, point_type, timeout=timeout, state=state)
+    else:
+        job = ctx.asr.failback(ref, point, timeout=timeout, state=state)
     _note_job(ctx, unit, vm.name, job.start, job.end, f"failback job {job.name or '(done)'}")
     if job.reused:
         return vm.name, f"awaited job {job.name or '(done)'}"
@@ -138,13 +143,22 @@ def _record_applied(
             point_age=max((age_from - point.time).total_seconds(), 0.0),
             data_loss=max((newest - point.time).total_seconds(), 0.0),
         )
-        if choice is not None and choice.point.id.lower() != point.id.lower():
+        sent_id = decision is not None and decision.asr_type == CUSTOM
+        if sent_id and choice is not None and choice.point.id.lower() != point.id.lower():
             log.warning(
-                "%s: ASR failed VM %s over to %s, not the point decided (%s)",
+                "%s: ASR failed VM %s over to %s, not the point sent (%s)",
                 unit,
                 vm,
                 point.id,
                 choice.point.id,
+            )
+        elif choice is not None:
+            log.info(
+                "%s: VM %s failed over to its %s point %s",
+                unit,
+                vm,
+                decision and decision.asr_type,
+                point.time,
             )
     times = {p.time for p in applied.values() if p is not None}
     policy = decision.policy if decision is not None else u.policy
@@ -274,12 +288,30 @@ def reprotect_to_azure_unit(ctx: RunContext, unit: str) -> dict[str, str]:
                 ctx.report.update(unit, vm.name, reprotect="already reprotected")
             return vm.name, "already reprotected"
         if ctx.dry_run:
-            ctx.note(
-                f"VM {vm.name}: would reprotect to Azure (retrying 'agent isn't installed' for up to "
-                f"{format_duration(opts.agent_registration_window)})"
+            wait = (
+                f"once its mobility agent registered after the failover (up to "
+                f"{format_duration(ctx.plan.modernized.agent_ready_timeout)})"
+                if is_modernized(state)
+                else "retrying 'agent isn't installed' for up to "
+                f"{format_duration(opts.agent_registration_window)}"
             )
+            ctx.note(f"VM {vm.name}: would reprotect to Azure ({wait})")
             return vm.name, "dry-run"
-        attempts = _reprotect_with_retry(ctx, vm, ref, opts, state=state)
+        if is_modernized(state):  # gated on the agent's registration and heartbeat, not a fixed window
+            m = ctx.plan.modernized
+            ctx.asr.reprotect_to_azure_modernized(
+                ref,
+                process_server=m.process_server,
+                policy=m.policy_to_azure,
+                run_as_account=m.run_as_account,
+                readiness_timeout=m.agent_ready_timeout,
+                agent_registration_window=opts.agent_registration_window,
+                timeout=budget(ctx, vm, "reprotect"),
+                state=state,
+            )
+            attempts = 1
+        else:
+            attempts = _reprotect_with_retry(ctx, vm, ref, opts, state=state)
         now = ctx.clock.now()
         if ctx.report is not None:
             ctx.report.update(

@@ -123,6 +123,7 @@ def choose_for_unit(
     now: datetime,
     max_data_loss: float | timedelta | None = None,
     unit: str | None = None,
+    sync_known: bool = True,
 ) -> dict[str, Choice]:
     """Choose every VM's point for one unit (a standalone VM, or the members of one replication group).
 
@@ -163,7 +164,7 @@ def choose_for_unit(
     elif policy is RecoveryPointPolicy.latest_app_consistent or unit is None:
         choices = _latest_app_consistent(policy, points_by_vm, latest)
     else:
-        choices = _common_app_consistent(points_by_vm, latest, unit)
+        choices = _common_app_consistent(points_by_vm, latest, unit, sync_known)
 
     if max_data_loss is not None:
         _guard(choices, now=now, limit=max_data_loss, unit=unit)
@@ -197,9 +198,15 @@ def _latest_app_consistent(
 
 
 def _common_app_consistent(
-    points_by_vm: Mapping[str, Sequence[RecoveryPoint]], latest: Mapping[str, RecoveryPoint], unit: str | None
+    points_by_vm: Mapping[str, Sequence[RecoveryPoint]],
+    latest: Mapping[str, RecoveryPoint],
+    unit: str | None,
+    sync_known: bool = True,
 ) -> dict[str, Choice]:
-    sync_by_vm = {vm: [p for p in pts if _is_sync(p)] for vm, pts in points_by_vm.items()}
+    """``sync_known`` off: the listing does not say which points are multi-VM sync points (InMageRcmFailback
+    points carry no provider details), so app-consistent points at a time every member has stand in."""
+    synced = _is_sync if sync_known else (lambda p: p.app_consistent)
+    sync_by_vm = {vm: [p for p in pts if synced(p)] for vm, pts in points_by_vm.items()}
     common: set[datetime] | None = None
     for synced in sync_by_vm.values():
         times = {p.time for p in synced}
@@ -315,27 +322,31 @@ def choose_points(
 
 
 # -- the decision made immediately before a unit's failback write ------------------------------------------
-#: how a recovery point is sent to ASR: a point id, or a type ASR resolves itself
+#: how a recovery point is sent to ASR: a point id, or a type ASR resolves itself (classic providers) ...
 CUSTOM, LATEST_TAG, LATEST_TIME = "Custom", "LatestTag", "LatestTime"
+#: ... or, on the modernized providers, a point type only (the point is made or picked when the job runs)
+APP_CONSISTENT, CRASH_CONSISTENT = "ApplicationConsistent", "CrashConsistent"
 
 
 @dataclass(frozen=True, slots=True)
 class PointDecision:
     """What one unit fails back to, decided from a fresh read immediately before its write.
 
-    ``choices`` are the points ASR will apply (for ``LatestTag``/``LatestTime`` the points ASR resolves those
-    to at ``decided_at``); ``asr_type`` is how they are sent; ``pinned_to`` the point time a group resumed
-    half-way is held to (its first members already failed back there).
+    ``choices`` are the points ASR will apply (for a point type, the points it resolves to at
+    ``decided_at``: what the guard checks; ASR may pick a newer one when its job runs, never an older one);
+    ``asr_type`` is how they are sent; ``by_recovery_plan``: as one ASR recovery plan for the group;
+    ``pinned_to`` the point time a group resumed half-way is held to (its first members went there).
     """
 
     unit: str
     group: bool
     policy: RecoveryPointPolicy
     choices: Mapping[str, Choice]
-    asr_type: str  # Custom | LatestTag | LatestTime
+    asr_type: str  # Custom | LatestTag | LatestTime | ApplicationConsistent | CrashConsistent
     decided_at: datetime
     max_data_loss: float | None = None
     pinned_to: datetime | None = None
+    by_recovery_plan: bool = False
 
     def age(self, vm: str) -> timedelta:
         """How old the VM's point is at the moment of the decision (what ``max_data_loss`` guards)."""
@@ -363,6 +374,7 @@ def decide(
     by_recovery_plan: bool = False,
     pinned_to: datetime | None = None,
     guard: bool = True,
+    modernized: bool = False,
 ) -> PointDecision:
     """The point each VM of ``unit`` still to fail back goes to, at ``now``, and how it is sent to ASR.
 
@@ -372,7 +384,11 @@ def decide(
     a policy that mode cannot honour is refused here, naming the setting that works. ``pinned_to``: members
     of this group already failed back to that point time; the others go to a point at exactly that time or
     not at all. ``guard``: check ``max_data_loss`` against each point's age at ``now`` (a drill measures
-    instead). Raises :class:`RecoveryPointError` naming the group or VM and every member concerned.
+    instead). ``modernized``: the items fail back by planned failover, which takes a point type only
+    (a group: its recovery plan, ``ApplicationConsistent`` with multi-VM sync — the common app-consistent
+    point; a standalone VM: ``CrashConsistent`` for its own latest point, ``ApplicationConsistent`` for its
+    newest app-consistent one). Raises :class:`RecoveryPointError` naming the group or VM and every member
+    concerned.
     """
     if unit.policy is None:
         raise RecoveryPointError(f"{unit.name} is not a VM or a replication group")
@@ -380,16 +396,31 @@ def decide(
     group = unit.kind == "group"
     label = f"group {unit.name}" if group else f"VM {unit.name}"
     limit = unit.max_data_loss if guard else None
-    if pinned_to is not None and policy is not RecoveryPointPolicy.latest:
+    if (by_recovery_plan or (modernized and group)) and policy is RecoveryPointPolicy.latest_app_consistent:
+        raise RecoveryPointError(
+            f"cannot fail back {label} by ASR recovery plan with recovery_point latest-app-consistent: "
+            "a recovery plan applies the group's newest common multi-VM app-consistent point to every "
+            "member; use recovery_point: common-app-consistent"
+            + ("" if modernized else ", or failback_mode: per-item")
+        )
+    if modernized and pinned_to is not None and policy is not RecoveryPointPolicy.latest:
+        raise RecoveryPointError(
+            f"group {unit.name} is split: some members already failed back to {_fmt_time(pinned_to)}, and a "
+            "modernized planned failover takes a point type, not that point: cancel their failback in ASR "
+            "(Cancel failover, before any commit), then run again so the group fails back together"
+        )
+    if modernized:
+        choices = choose_for_unit(
+            policy, points_by_vm, now=now, unit=unit.name if group else None, sync_known=False
+        )
+        latest_only = policy is RecoveryPointPolicy.latest
+        asr_type = CRASH_CONSISTENT if latest_only else APP_CONSISTENT
+        by_recovery_plan = group
+    elif pinned_to is not None and policy is not RecoveryPointPolicy.latest:
         choices = _pinned(unit.name, points_by_vm, pinned_to)
         asr_type = CUSTOM
+        by_recovery_plan = False
     else:
-        if by_recovery_plan and policy is RecoveryPointPolicy.latest_app_consistent:
-            raise RecoveryPointError(
-                f"cannot fail back {label} by ASR recovery plan with recovery_point latest-app-consistent: "
-                "a recovery plan applies LatestTag, the group's newest common multi-VM sync point, to every "
-                "member; use recovery_point: common-app-consistent, or failback_mode: per-item"
-            )
         choices = choose_for_unit(policy, points_by_vm, now=now, unit=unit.name if group else None)
         if not by_recovery_plan:
             asr_type = CUSTOM
@@ -397,7 +428,7 @@ def decide(
             asr_type = LATEST_TIME if policy is RecoveryPointPolicy.latest else LATEST_TAG
     if limit is not None:
         _guard(choices, now=now, limit=limit, unit=unit.name if group else None)
-    return PointDecision(unit.name, group, policy, choices, asr_type, now, limit, pinned_to)
+    return PointDecision(unit.name, group, policy, choices, asr_type, now, limit, pinned_to, by_recovery_plan)
 
 
 def _pinned(

@@ -35,4 +35,5 @@ class RunKind:
     resolve_points: Callable[[RunContext], object] | None = None  # before the graph: choose recovery points
     finish: Callable[[RunContext, bool], object] = _nothing_to_finish  # always, after the graph (cleanup)
     simulated_phase: Phase | None = None  # where a generated simulated estate starts (None: the default)
+    simulated_provider: str = "modernized"  # the ASR providers of a generated simulated estate
     lock_in_dry_run: bool = True  # whether a dry run also takes the plan (a failback dry run does not)

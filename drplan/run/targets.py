@@ -46,11 +46,12 @@ def open_targets(
     settings: Settings | None = None,
     secret_loader: Callable[[str], str] | None = None,
     simulated_phase: Phase | None = None,
+    simulated_provider: str = "modernized",
 ) -> Iterator[Targets]:
     """Connect to ASR and on-prem for ``plan``; everything opened is closed on exit.
 
     ``simulated_phase``: where a simulated estate generated from the plan starts (a reprotect starts with
-    the VMs failed over to Azure)."""
+    the VMs failed over to Azure); ``simulated_provider``: its ASR providers (modernized, or classic)."""
     from drplan.asr import AsrClient, StaticTokenCredential
 
     settings = settings or Settings.model_construct()
@@ -64,9 +65,9 @@ def open_targets(
             if estate:
                 model = Estate.from_yaml(estate)
             elif simulated_phase is not None:
-                model = Estate.from_plan(plan, phase=simulated_phase)
+                model = Estate.from_plan(plan, phase=simulated_phase, provider=simulated_provider)  # type: ignore[arg-type]
             else:
-                model = Estate.from_plan(plan)
+                model = Estate.from_plan(plan, provider=simulated_provider)  # type: ignore[arg-type]
             sim = stack.enter_context(start_simulator(model, speed=speed))
             asr = AsrClient.for_vault(
                 plan.azure,

@@ -26,9 +26,10 @@ def test_simulated_dry_run_shows_each_units_point_and_data_loss() -> None:
     assert report["mode"] == "simulate"
     sql = report["choices"]["sql"]
     assert {c["vm"] for c in sql} == {"sql-01", "sql-02"}
-    # the group's members share one app-consistent multi-VM sync point
+    # the group's members share one app-consistent point, sent as a point type through one recovery plan
     assert len({c["point_time"] for c in sql}) == 1
-    assert all(c["app_consistent"] and c["multi_vm_sync"] for c in sql)
+    assert all(c["app_consistent"] and c["provider"] == "modernized" for c in sql)
+    assert {c["sent_as"] for c in sql} == {"ApplicationConsistent"}
     # standalone VMs take their own latest point: no data loss
     for unit in ("app-01", "app-02", "web-01", "web-02"):
         (choice,) = report["choices"][unit]

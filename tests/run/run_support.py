@@ -112,13 +112,14 @@ def simulated(
     tweak: Callable[[Estate], None] | None = None,
     phase=None,
     speed: float = SPEED,
+    provider: str = "classic",
 ) -> Iterator[Bench]:
-    """The plan's classic estate (``tweak`` edits it first) served over HTTPS, and a client for it."""
+    """The plan's estate on ``provider`` (``tweak`` edits it first) served over HTTPS, and a client for it."""
     plan, _ = load_and_compile(plan_path)
     estate = (
-        Estate.from_plan(plan, phase=phase, provider="classic")
+        Estate.from_plan(plan, phase=phase, provider=provider)
         if phase
-        else Estate.from_plan(plan, provider="classic")
+        else Estate.from_plan(plan, provider=provider)
     )
     if tweak:
         tweak(estate)

@@ -95,7 +95,7 @@ def test_sim_estate_provider_option_writes_either_stack():
         return Estate.from_yaml_text(out)
 
     default, classic, modern = estate(), estate("--provider", "classic"), estate("--provider", "modernized")
-    assert default.model_dump() == classic.model_dump()  # classic until the product drives modernized
+    assert default.model_dump() == modern.model_dump()  # modernized by default (classic is out of support)
     assert {v.provider for v in modern.vms} == {"modernized"} and modern.appliances
     assert [v.name for v in modern.vms] == [v.name for v in classic.vms]
     r = subprocess.run(
