@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, overload
 
 from drplan.observed import (
     ApplianceInfo,
@@ -61,6 +61,10 @@ def _get(obj: Any, attr: str, wire: str | None = None) -> Any:
     return value
 
 
+@overload
+def _utc(t: datetime) -> datetime: ...
+@overload
+def _utc(t: None) -> None: ...
 def _utc(t: datetime | None) -> datetime | None:
     if t is None:
         return None
@@ -301,7 +305,7 @@ def infrastructure(
     servers, mts, pss = [], [], []
     for fabric in fabrics:
         details = fabric.properties.custom_details if fabric.properties is not None else None
-        if (_get(details, "instance_type", "instanceType") or "").lower() != "vmware":
+        if details is None or (_get(details, "instance_type", "instanceType") or "").lower() != "vmware":
             continue
         servers.append(_configuration_server(fabric, details, providers))
         mts += [_master_target(x, fabric.name) for x in details.master_target_servers or ()]

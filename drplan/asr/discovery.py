@@ -18,7 +18,7 @@ class DiscoveryMixin(AsrBase):
         """Every (fabric, protection container) of the vault: one fabric listing + one listing per fabric.
 
         ``vm`` names the VMs being looked up, for error messages."""
-        out = []
+        out: list[tuple[str, str]] = []
         for fabric in self._list(vm, "discover (list fabrics)", self._sdk.replication_fabrics.list):
             listing = self._list(
                 vm,

@@ -7,6 +7,7 @@ they come from (Microsoft's failback doc), so a DR engineer knows what to fix.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from azure.core.exceptions import (
     AzureError,
@@ -92,8 +93,9 @@ def doc_rule(code: str, message: str = "") -> str:
 
 def _arm_error(exc: AzureError) -> tuple[str, str]:
     """(code, message) from ARM's error envelope, falling back to the exception text."""
-    code = getattr(exc, "error", None) and getattr(exc.error, "code", None)
-    message = getattr(exc, "error", None) and getattr(exc.error, "message", None)
+    envelope = getattr(exc, "error", None)
+    code = getattr(envelope, "code", None) if envelope is not None else None
+    message = getattr(envelope, "message", None) if envelope is not None else None
     if not message:
         message = getattr(exc, "message", None) or str(exc)
         message = message.splitlines()[0] if message else type(exc).__name__
@@ -120,7 +122,7 @@ def map_error(exc: BaseException, *, vm: str, operation: str) -> AsrError:
     detail = f"({code}) {message}" if code and f"({code})" not in message else message
     detail = detail.rstrip(". ")
     where = f"{operation} of VM {vm}"
-    kw = {"vm": vm, "operation": operation, "code": code}
+    kw: dict[str, Any] = {"vm": vm, "operation": operation, "code": code}
 
     if isinstance(exc, ClientAuthenticationError) or status in (401, 403):
         return PermissionError_(
@@ -164,7 +166,11 @@ def job_failure(job_name: str, errors: tuple[str, ...], *, vm: str, operation: s
     """The error for an ASR job that ended Failed/Cancelled; ``errors`` are its "code: message" texts."""
     text = "; ".join(errors) or "no error details"
     where = f"{operation} of VM {vm}"
-    kw = {"vm": vm, "operation": operation, "code": errors[0].split(":", 1)[0] if errors else ""}
+    kw: dict[str, Any] = {
+        "vm": vm,
+        "operation": operation,
+        "code": errors[0].split(":", 1)[0] if errors else "",
+    }
     if AGENT_NOT_INSTALLED.search(text):
         return AgentNotInstalledError(
             f"{where} failed (job {job_name}): the mobility agent isn't installed/registered with the "

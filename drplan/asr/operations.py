@@ -257,14 +257,14 @@ class ItemOperationsMixin(InfrastructureMixin):
                 properties=m.ReverseReplicationInputProperties(
                     failover_direction="RecoveryToPrimary",
                     provider_specific_details=m.InMageReprotectInput(
-                        master_target_id=self.server_id(
-                            "master target", master_target_id, vm=ref.vm, operation=op
+                        master_target_id=_given(
+                            self.server_id("master target", master_target_id, vm=ref.vm, operation=op)
                         ),
-                        process_server_id=self.server_id(
-                            "process server", process_server_id, vm=ref.vm, operation=op
+                        process_server_id=_given(
+                            self.server_id("process server", process_server_id, vm=ref.vm, operation=op)
                         ),
-                        retention_drive=retention_drive,
-                        profile_id=profile_id,
+                        retention_drive=_given(retention_drive),
+                        profile_id=_given(profile_id),
                         datastore_name=datastore_name,
                         run_as_account_id=run_as_account_id,
                     ),
@@ -515,3 +515,10 @@ class ItemOperationsMixin(InfrastructureMixin):
     ) -> Callable[[], Started]:
         """Like :meth:`_sender`, building the body only when a write is really sent (ids resolved then)."""
         return lambda: self._start(ref.vm, operation, begin, ref.fabric, ref.container, ref.item, body())
+
+
+def _given(value: str | None) -> str:
+    """A reprotect input the caller checked is present (``needed`` refuses a missing one before sending)."""
+    if value is None:
+        raise AssertionError("a required reprotect input is missing")
+    return value

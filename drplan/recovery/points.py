@@ -10,7 +10,7 @@ available point minus the chosen point.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -94,6 +94,10 @@ def _newest_of(points: Iterable[RecoveryPoint]) -> RecoveryPoint:
     if newest is None:
         raise RecoveryPointError("no recovery point")
     return newest
+
+
+def _is_app(p: RecoveryPoint) -> bool:
+    return p.app_consistent
 
 
 def _is_sync(p: RecoveryPoint) -> bool:
@@ -205,8 +209,8 @@ def _common_app_consistent(
 ) -> dict[str, Choice]:
     """``sync_known`` off: the listing does not say which points are multi-VM sync points (InMageRcmFailback
     points carry no provider details), so app-consistent points at a time every member has stand in."""
-    synced = _is_sync if sync_known else (lambda p: p.app_consistent)
-    sync_by_vm = {vm: [p for p in pts if synced(p)] for vm, pts in points_by_vm.items()}
+    usable: Callable[[RecoveryPoint], bool] = _is_sync if sync_known else _is_app
+    sync_by_vm = {vm: [p for p in pts if usable(p)] for vm, pts in points_by_vm.items()}
     common: set[datetime] | None = None
     for synced in sync_by_vm.values():
         times = {p.time for p in synced}

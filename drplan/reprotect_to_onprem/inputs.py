@@ -89,7 +89,14 @@ def inputs_for(ctx: RunContext, vm) -> Inputs:
         values["datastore"] = values["datastore"] or (mt.datastores[0] if mt.datastores else None)
         values["policy"] = values["policy"] or "failback-policy"
         source = "simulated estate defaults"
-    return Inputs(master_target=vm.master_target, source=source, **values)
+    return Inputs(
+        master_target=vm.master_target,
+        process_server=values["process_server"],
+        retention_drive=values["retention_drive"],
+        datastore=values["datastore"],
+        policy=values["policy"],
+        source=source,
+    )
 
 
 def modernized_inputs_for(ctx: RunContext, vm, state, appliance_datastores: tuple[str, ...] = ()) -> Inputs:
