@@ -50,4 +50,5 @@ export DO_NOT_TRACK=1 PREFECT_SERVER_ANALYTICS_ENABLED=false
 
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+.venv/bin/mypy  # the library, strict on the plan language, recovery points and run model (pyproject.toml)
 .venv/bin/python -m pytest "$@"
