@@ -128,6 +128,11 @@ def _record_applied(
     committed, and the report says so."""
     applied = applied_points(ctx, unit, decision, vms)
     u = ctx.graph.units[unit]
+    if ctx.report is not None:
+        for vm in vms:
+            state = ctx.state.items.get(vm)
+            if state is not None:
+                ctx.report.update(unit, vm, provider="modernized" if is_modernized(state) else "classic")
     for vm, point in applied.items():
         if point is None or ctx.report is None:
             continue

@@ -25,6 +25,7 @@ class Row:
     point_kind: str = ""  # app-consistent | crash-consistent
     data_loss: float | None = None  # seconds between the newest available point and the chosen one
     point_age: float | None = None  # seconds: how old the point ASR applied was when its failback was decided
+    provider: str = ""  # modernized | classic, as ASR reports the item
     failback_start: datetime | None = None
     failback_end: datetime | None = None
     verified_at: datetime | None = None
@@ -41,9 +42,11 @@ COLUMNS = [f.name for f in fields(Row)]
 _HEAD = [
     "unit",
     "vm",
+    "provider",
     "status",
     "point",
     "point time",
+    "point age",
     "data loss",
     "failback start",
     "failback end",
@@ -183,9 +186,11 @@ class Report:
             cells = [
                 r.unit,
                 r.vm,
+                r.provider,
                 shown_status(r),
                 point,
                 _t(r.point_time),
+                _d(r.point_age),
                 _loss(r.data_loss),
                 _t(r.failback_start),
                 _t(r.failback_end),
