@@ -302,8 +302,9 @@ def _outcome(text: str) -> str:
     return "ok" if text.startswith(("ok", "already")) else text.split(" (")[0].split(":")[0][:12]
 
 
-def _table(title: str) -> Table:
-    return Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, title_justify="left")
+def _table() -> Table:
+    """Compact: no side borders, no title (the outcome line follows the table)."""
+    return Table(box=box.SIMPLE_HEAD, pad_edge=False)
 
 
 def _print_summary(console: Console, result: dict, *, footer: bool = True) -> None:
@@ -314,7 +315,7 @@ def _print_summary(console: Console, result: dict, *, footer: bool = True) -> No
     if rows and result.get("columns"):  # drill / reprotect name their own columns
         _print_columns(console, result)
     elif rows:
-        t = _table(f"{result.get('plan')}: {result.get('outcome')}")
+        t = _table()
         for col, width in (("vm", 14), ("unit", 12), ("status", 11), ("point", 11), ("loss", 8), ("RTO", 8)):
             t.add_column(col, no_wrap=True, overflow="ellipsis", max_width=width)
         t.add_column("commit", no_wrap=True, overflow="ellipsis", max_width=9)
@@ -349,7 +350,7 @@ def _status(row: dict) -> str:
 
 
 def _print_columns(console: Console, result: dict) -> None:
-    t = _table(f"{result.get('plan')}: {result.get('outcome')}")
+    t = _table()
     columns = list(result["columns"])
     for col in columns:
         t.add_column(col.replace("_", " "), overflow="fold", max_width=30)

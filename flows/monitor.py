@@ -32,20 +32,21 @@ from drplan.run.report import Report, mode_marker
 
 log = get_logger("drplan.run")
 
-#: a unit's state icon by its last transition (anything else: running)
+#: a unit's state mark by its last transition (anything else: running); characters every font has
 ICONS = {
-    "pending": "⏳",
-    "failed": "❌",
-    "skipped": "⏭️",
-    "verified": "✅",
-    "committed": "✅",
-    "reprotected": "✅",
-    "done": "✅",
-    "cleaned-up": "✅",
-    "hook-done": "✅",
-    "hook-not-run": "⏭️",
-    "approval-requested": "✋",
+    "pending": "·",
+    "failed": "✗",
+    "skipped": "–",
+    "verified": "✓",
+    "committed": "✓",
+    "reprotected": "✓",
+    "done": "✓",
+    "cleaned-up": "✓",
+    "hook-done": "✓",
+    "hook-not-run": "–",
+    "approval-requested": "?",
 }
+RUNNING = "…"
 FINAL = {"verified", "failed", "skipped", "hook-done", "hook-not-run"}
 WORDS = {
     "failback-started": "failback started",
@@ -176,7 +177,7 @@ class Monitor:
                 elapsed = format_duration(max(0.0, ((line.ended or now) - line.started).total_seconds()))
             message = line.message or self._waiting_for(node, lines)
             cells = [
-                ICONS.get(line.state, "🔄"),
+                ICONS.get(line.state, RUNNING),
                 node + (" (hook)" if line.kind == "hook" else ""),
                 WORDS.get(line.state, line.state),
                 line.step,
@@ -240,13 +241,14 @@ class Monitor:
             line = self.lines.setdefault(event.node, UnitLine("gate"))
             if line.started is None:
                 line.started = now
-            line.state = event.transition if event.transition in ICONS else "running"
+            aside = event.transition.endswith("-skipped") and event.transition != "gate-skipped"
+            if not aside:  # "commit X skipped" leaves X as it was (verified), with the reason as its message
+                line.state = "skipped" if event.transition == "gate-skipped" else event.transition
+                if line.state not in ICONS:
+                    line.state = "running"
+                line.ended = now if line.state in ICONS and line.state != "approval-requested" else None
             line.step = step or line.step
             line.message = sentence(event)
-            if event.transition in FINAL or event.transition in ("committed", "reprotected"):
-                line.ended = now
-            else:
-                line.ended = None
             newly = event.node in self.units and event.transition in ("verified", "failed", "skipped")
             if newly:
                 self.finished.add(event.node)

@@ -149,15 +149,32 @@ class RunLogHandler(APILogHandler):
             super().emit(record)
 
 
+class SkipIsNoError(logging.Filter):
+    """Prefect logs every final state that is not Completed at ERROR; a step that did not run is a WARNING."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = str(record.msg)
+        if (
+            record.levelno == logging.ERROR
+            and text.startswith("Finished in state ")
+            and "type=CANCELLED" in text
+        ):
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
 def drplan_logs_to_api() -> None:
     """drplan's own log lines (ASR jobs, retries, verification) go to the run's logs, under the task that
-    wrote them (Prefect's run context travels with the thread's context). Idempotent, like Prefect's
-    ``extra_loggers`` setting."""
+    wrote them (Prefect's run context travels with the thread's context); skipped steps log as warnings.
+    Idempotent, like Prefect's ``extra_loggers`` setting."""
     logger = logging.getLogger("drplan")
     if not any(isinstance(h, RunLogHandler) for h in logger.handlers):
         logger.addHandler(RunLogHandler())
     if logger.level == logging.NOTSET or logger.level > logging.INFO:
         logger.setLevel(logging.INFO)
+    tasks = logging.getLogger("prefect.task_runs")
+    if not any(isinstance(f, SkipIsNoError) for f in tasks.filters):
+        tasks.addFilter(SkipIsNoError())
 
 
 def _tag_run(run_id: str, tags: list[str]) -> None:
@@ -168,13 +185,10 @@ def _tag_run(run_id: str, tags: list[str]) -> None:
         client.update_flow_run(me.id, tags=sorted({*me.tags, *tags}))
 
 
-def command_line(kind: str, plan: str, mode: str, dry_run: bool) -> str:
+def command_line(kind: str, plan: str, mode: str, dry_run: bool, estate: str | None = None) -> str:
     """The command that re-runs this run from a terminal."""
-    return (
-        f"drplan {kind} {plan}"
-        + (" --simulate" if mode != "real" else "")
-        + (" --dry-run" if dry_run else "")
-    )
+    where = f" --estate {estate}" if estate else " --simulate" if mode != "real" else ""
+    return f"drplan {kind} {plan}{where}" + (" --dry-run" if dry_run else "")
 
 
 def run_kind(kind: RunKind, plan: str, **options: Any) -> dict[str, Any] | State:
@@ -187,6 +201,8 @@ def run_kind(kind: RunKind, plan: str, **options: Any) -> dict[str, Any] | State
     except (DrplanError, PlanBusy) as exc:
         facts = getattr(exc, "facts", "")
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if "nothing was changed" in str(exc) and "nothing was changed" not in first:
+            first += " (nothing was changed)"
         get_run_logger().error("%s", str(exc))
         return Failed(message=f"{facts}. {first}" if facts else first, data=exc)
 
@@ -255,7 +271,7 @@ def _run_kind(
         )
         ctx = RunContext(inputs, ports)
         monitor.start(run_id)
-        command = command_line(kind.name, plan, targets.mode, dry_run)
+        command = command_line(kind.name, plan, targets.mode, dry_run, estate)
         with bound(ctx):
             try:
                 result = drive(ctx, kind, PrefectOrchestrator(settings.max_commits))

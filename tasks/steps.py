@@ -59,7 +59,8 @@ def _step_task(step: Step) -> Task:
         logger = get_run_logger()
         if isinstance(out, Skipped):
             reason = out.reason or f"{node}: not run"
-            logger.warning("%s %s not run: %s", step.kind, node, reason)
+            if not out.reason:  # a skip with a reason was already said, by the node's "skipped" event
+                logger.warning("%s %s not run: %s", step.kind, node, reason)
             return Cancelled(name=SKIPPED, message=f"not run: {reason}")
         if isinstance(out, NotRun):  # a hook that does not run here (a simulation): its dependents go on
             logger.warning("%s %s not run: %s", step.kind, node, out["result"])

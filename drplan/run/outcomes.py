@@ -62,7 +62,7 @@ def skip(ctx: RunContext, kind: str, node: str, reason: str) -> None:
     ctx.set(node, NodeStatus.skipped, reason)
     ctx.emit(node, "skipped", reason)
     if ctx.report is not None:
-        rows = ctx.report.rows_of(node) or [ctx.report.row(node, node)]
+        rows = ctx.report.rows_of(node) or [ctx.report.row(node, node, _row_kind(ctx, node))]
         for r in rows:
             ctx.report.update(node, r.vm, status="skipped", note=reason)
 
@@ -73,9 +73,14 @@ def fail(ctx: RunContext, kind: str, node: str, exc: BaseException) -> None:
     ctx.set(node, NodeStatus.failed, reason)
     ctx.emit(node, "failed", reason, step=kind)
     if ctx.report is not None:
-        rows = ctx.report.rows_of(node) or [ctx.report.row(node, node)]
+        rows = ctx.report.rows_of(node) or [ctx.report.row(node, node, _row_kind(ctx, node))]
         for r in rows:
             ctx.report.update(node, r.vm, status=f"failed ({kind})", note=str(exc).splitlines()[0][:300])
+
+
+def _row_kind(ctx: RunContext, node: str) -> str:
+    unit = ctx.graph.units.get(node)
+    return unit.kind if unit is not None else "gate"
 
 
 def outcome(ctx: RunContext) -> tuple[dict[str, str], dict[str, str]]:
@@ -162,9 +167,9 @@ def needs_attention(ctx: RunContext, command: str = "") -> list[str]:
         )
     later = not_started(ctx)
     if later:
-        lines.append("- ⏸ **not started**: " + "; ".join(f"**{u}** ({why})" for u, why in later.items()))
+        lines.append("- ○ **not started**: " + "; ".join(f"**{u}** ({why})" for u, why in later.items()))
     for what, why in ctx.state.not_done.items():
-        if not waiting or not what.startswith(("commit ", "reprotect ")):
+        if not waiting or not what.startswith(("commit ", "reprotect ", "gate ")):
             lines.append(f"- ⚠ {what}: {why}")
     if lines and command:
         lines.append(f"- ▶ **next:** fix the cause, then `{command}` (a re-run continues from ASR's state)")
@@ -174,6 +179,8 @@ def needs_attention(ctx: RunContext, command: str = "") -> list[str]:
 def facts_line(ctx: RunContext) -> str:
     """One line for the flow run's state message, leading with the facts: counts, then names."""
     units = _units(ctx)
+    if all(ctx.get(u) == NodeStatus.pending for u in units):
+        return ""  # stopped before the first unit: the error itself is the fact
     failed, _ = outcome(ctx)
     failed_units = [u for u in units if u in failed]
     parts = []

@@ -71,12 +71,19 @@ def test_failed_preflight_lists_the_checks(tmp_path):
 
 
 def test_no_valid_recovery_point(tmp_path):
-    from drplan.sim.estate import PointGenerator
+    from drplan.sim.estate import ExplicitPoint, PointKind
 
-    estate = _estate(tmp_path, lambda e: setattr(e, "recovery_points", PointGenerator(app_every=4 * 3600)))
+    def old_points_only(estate) -> None:  # group sql's one common app-consistent point is 5h old: over 2h
+        for vm in ("sql-01", "sql-02"):
+            estate.vm(vm).recovery_points = [
+                ExplicitPoint(ago=5 * 3600, kind=PointKind.app, multi_vm_sync=True),
+                ExplicitPoint(ago=60),
+            ]
+
+    estate = _estate(tmp_path, old_points_only)
     done = run_cli("failback", THREE_TIER, "--estate", estate, "--approve", env=cli_env(tmp_path))
     out = _no_traceback(done)
-    assert done.returncode == 1 and "nothing was changed" in out, out
+    assert done.returncode == 1 and "sql" in out and "max_data_loss" in out, out
 
 
 def test_missing_azure_credentials_is_one_clear_line(tmp_path):

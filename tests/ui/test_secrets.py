@@ -58,9 +58,13 @@ def test_a_secret_printed_by_a_hook_is_redacted_everywhere(ui_server, tmp_path):
     assert any("check-lb" in line["message"] for line in logs)
 
     def unit_events() -> list[dict] | None:
-        found = ui_server.post(
-            "/events/filter", {"filter": {"resource": {"id_prefix": ["drplan.unit.secrets"]}}, "limit": 200}
-        )["events"]
+        page = ui_server.post(
+            "/events/filter", {"filter": {"resource": {"id_prefix": ["drplan.unit.secrets"]}}, "limit": 50}
+        )
+        found = list(page["events"])
+        while page.get("next_page"):  # 50 a page at most
+            page = ui_server.http.get(page["next_page"]).json()
+            found += page["events"]
         return found if any(e["resource"]["prefect.resource.name"] == "check-lb" for e in found) else None
 
     events = wait_until("the hook's events", unit_events, timeout=60)
