@@ -26,6 +26,7 @@ def _alive(pid: int) -> bool:
 
 
 def _stopped_cleanly(term, pids: list[int], elapsed: float) -> None:
+    print(f"stopped {elapsed:.2f}s after the signal; {len(pids)} child process(es) before it")
     assert elapsed < 5.0, f"took {elapsed:.1f}s to stop:\n{term.text[-3000:]}"
     assert "interrupted" in term.text and "Re-run the same command" in term.text, term.text[-3000:]
     assert "Traceback" not in term.text, term.text
