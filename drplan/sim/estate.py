@@ -229,6 +229,22 @@ class Faults(_M):
     operations: list[OperationFault] = Field(default_factory=list)
 
 
+class TokenBucket(_M):
+    """One of ARM's per-subscription token buckets: ``burst`` tokens, refilled at ``per_second``."""
+
+    burst: int = Field(ge=1, description="tokens when full")
+    per_second: float = Field(gt=0, description="tokens added per simulated second")
+
+
+class Throttling(_M):
+    """ARM's per-subscription request limits (``drplan.sim.throttle``); off unless ``enabled``."""
+
+    enabled: bool = False
+    reads: TokenBucket = Field(default_factory=lambda: TokenBucket(burst=250, per_second=25))
+    writes: TokenBucket = Field(default_factory=lambda: TokenBucket(burst=200, per_second=10))
+    deletes: TokenBucket = Field(default_factory=lambda: TokenBucket(burst=200, per_second=10))
+
+
 class Settings(_M):
     enforce_group_failover: bool = Field(
         False, description="refuse single-item unplanned failover of a member of a multi-VM replication group"
@@ -309,6 +325,7 @@ class Estate(_M):
     recovery_points: PointGenerator = Field(default_factory=PointGenerator)
     durations: Durations = Field(default_factory=Durations)
     faults: Faults = Field(default_factory=Faults)
+    throttling: Throttling = Field(default_factory=Throttling)
     settings: Settings = Field(default_factory=Settings)
     _index: dict[str, Vm] = PrivateAttr(default_factory=dict)  # name or vCenter name -> VM (see vm())
     _index_key: tuple[int, int] | None = PrivateAttr(default=None)

@@ -31,9 +31,11 @@ from drplan.sim.items import Item
 from drplan.sim.lifecycle import Engine
 from drplan.sim.responses import Response
 from drplan.sim.rules import OP_ALLOWED, SimError
+from drplan.sim.throttle import Throttle
 
 log = logging.getLogger(__name__)
 _TL = threading.local()
+_THROTTLE_LOCK = threading.Lock()
 API_VERSION = "2025-08-01"
 _PREFIX = re.compile(
     r"^/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/Microsoft\.RecoveryServices"
@@ -242,10 +244,35 @@ class Api:
 
     def dispatch(self, method: str, target: str, raw: bytes, headers: dict[str, str]) -> Response:
         """Answer one request; ``Response.route`` names the route (an operationId) for hooks and counts."""
-        _TL.route = "Unknown"
+        _TL.route, _TL.ratelimit = "Unknown", None
         resp = self._dispatch(method, target, raw, headers)
         resp.route = _TL.route
+        if _TL.ratelimit:  # ARM's remaining-budget header on every answer to a throttled-kind request
+            resp.headers = {**resp.headers, **_TL.ratelimit}
         return resp
+
+    @property
+    def throttle(self) -> Throttle:
+        """The subscription's token buckets (``estate.throttling``; created on first use)."""
+        with _THROTTLE_LOCK:
+            if "_throttle" not in self.__dict__:
+                self.__dict__["_throttle"] = Throttle(self.clock)
+            return self.__dict__["_throttle"]
+
+    def _rate_limited(self, method: str, path: str) -> Response | None:
+        """ARM's 429 when the request's bucket is empty (``drplan.sim.throttle``), else ``None``."""
+        verdict = self.throttle.admit(self.estate.throttling, method, path)
+        if verdict is None:
+            return None
+        _TL.ratelimit = verdict.headers
+        if verdict.admitted:
+            return None
+        self.request_counts[(method, "Throttled")] += 1
+        _TL.route = "Throttled"
+        sub = path.split("/")[2] if path.lower().startswith("/subscriptions/") else ""
+        return Response(
+            429, shapes.error("SubscriptionRequestsThrottled", self.throttle.message(verdict, sub))
+        )
 
     def _dispatch(self, method: str, target: str, raw: bytes, headers: dict[str, str]) -> Response:
         sim = self
@@ -262,6 +289,9 @@ class Api:
             sim.request_counts[(method, "DrplanSim")] += 1
             _TL.route = "DrplanSim"
             return control.dispatch(sim.clock, sim.engine.site, method, url.path, raw)
+        throttled = self._rate_limited(method, url.path)
+        if throttled is not None:
+            return throttled
         cm = _COMPUTE.match(url.path)
         if cm and method == "GET":
             sim.request_counts[(method, "VirtualMachines_Get")] += 1
