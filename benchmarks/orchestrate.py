@@ -13,7 +13,8 @@ process's CPU time during it), ``pre_s``/``graph_phase_s``/``post_s``/``tail_s``
 ``task_runs`` (submitted by the flow),
 ``visible`` / ``visible_after_s`` (final-state task runs the API shows, and how long after the flow's end they
 all were), ``rss_mb`` (peak RSS of this process, VmHWM), ``server_rss_mb`` (peak of the ephemeral server
-child, when there is one), ``peak_threads``.
+child, when there is one), ``peak_threads``, ``units_failed`` / ``units_failed_throttled`` (units whose report
+row ended ``failed (...)``, and those of them failed by ARM's throttling: a 429 in the error).
 """
 
 from __future__ import annotations
@@ -119,10 +120,29 @@ def phases(rows: list[dict], start: datetime, end: datetime) -> dict[str, float 
     }
 
 
+THROTTLE_MARKS = ("429", "throttl", "toomanyrequests")
+
+
+def failed_units(rows: list[dict]) -> tuple[list[str], list[str]]:
+    """(units that failed, those of them whose error was ARM's throttling: 429 / SubscriptionRequestsThrottled
+    / TooManyRequests in the report's note)."""
+    failed = sorted({r["unit"] for r in rows if str(r.get("status", "")).startswith("failed (")})
+    throttled = sorted(
+        {
+            r["unit"]
+            for r in rows
+            if str(r.get("status", "")).startswith("failed (")
+            and any(mark in str(r.get("note", "")).lower() for mark in THROTTLE_MARKS)
+        }
+    )
+    return failed, throttled
+
+
 def _span(rows: list[dict]) -> float | None:
     starts = [r["failback_start"] for r in rows if r.get("failback_start")]
-    ends = [r.get("reprotected_at") or r.get("committed_at") or r.get("verified_at") for r in rows]
-    ends = [e for e in ends if e]
+    ends: list[str] = [
+        e for r in rows if (e := r.get("reprotected_at") or r.get("committed_at") or r.get("verified_at"))
+    ]
     if not starts or not ends:
         return None
     return round(
@@ -180,7 +200,11 @@ def main(argv: list[str] | None = None) -> None:
     visible, visible_after = wait_visible(flow_run_id, expected, args.visibility_timeout)
     children = psutil.Process().children(recursive=True)
     server_rss = max((peak_rss_mb(c.pid) or 0 for c in children), default=0) or None
+    failed, throttled = failed_units(rows)
     out = {
+        "units_failed": len(failed),
+        "units_failed_throttled": len(throttled),
+        "failed_units": failed[:50],
         "compile_s": round(compile_s, 3),
         "makespan_s": round(makespan, 2),
         "cpu_s": round(cpu, 2),  # orchestrator CPU (all threads) during the flow call

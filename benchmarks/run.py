@@ -33,25 +33,56 @@ POLL_OPS = ("ReplicationJobs_Get",)
 
 
 SIM_REMOTE = "DrplanSim"  # the simulator's own /drplan-sim/ routes (remote vCenter and clock): not ARM
+THROTTLED = "Throttled"  # requests ARM's token buckets refused with 429 (estate.throttling)
+PROVIDERS = ("modernized", "classic")
 
 
 def classify(counts: dict[tuple[str, str], int]) -> dict[str, int]:
-    """ARM requests split into reads (GET), writes (POST/PUT/DELETE/PATCH) and polls (job/LRO status GETs);
-    the simulator's remote vCenter/clock calls are counted apart (``sim_remote``)."""
-    arm = {k: n for k, n in counts.items() if k[1] != SIM_REMOTE}
+    """ARM requests split into reads (GET), writes (POST/PUT/DELETE/PATCH; ``deletes`` of them apart) and
+    polls (job/LRO status GETs, part of the reads); requests answered 429 by ARM's throttling are counted
+    apart (``throttled_429``, and per kind), as are the simulator's remote vCenter/clock calls
+    (``sim_remote``)."""
+    arm = {k: n for k, n in counts.items() if k[1] not in (SIM_REMOTE, THROTTLED)}
     reads = sum(n for (m, _op), n in arm.items() if m == "GET")
     writes = sum(n for (m, _op), n in arm.items() if m != "GET")
+    deletes = sum(n for (m, _op), n in arm.items() if m == "DELETE")
     polls = sum(
         n for (m, op), n in arm.items() if m == "GET" and (op in POLL_OPS or op.endswith("_OperationResults"))
     )
     remote = sum(n for k, n in counts.items() if k[1] == SIM_REMOTE)
+    refused = {m: n for (m, op), n in counts.items() if op == THROTTLED}
     return {
         "requests": reads + writes,
         "reads": reads,
         "writes": writes,
+        "deletes": deletes,
         "polls": polls,
+        "throttled_429": sum(refused.values()),
+        "throttled_reads": refused.get("GET", 0),
+        "throttled_writes": sum(n for m, n in refused.items() if m not in ("GET", "DELETE")),
+        "throttled_deletes": refused.get("DELETE", 0),
         "sim_remote": remote,
     }
+
+
+def budget_bound(arm: dict[str, int]) -> dict[str, float]:
+    """The request-budget bound: for each of ARM's per-subscription buckets (ARM's figures, as the estate
+    enforces them), the time its refill needs to serve the run's requests of that kind beyond its burst,
+    ``max(0, requests - burst) / per_second``; the bound is the largest (the buckets refill in parallel)."""
+    from drplan.sim.estate import Throttling
+
+    limits = Throttling()
+    need = {
+        "reads": arm["reads"],
+        "writes": arm["writes"] - arm.get("deletes", 0),
+        "deletes": arm.get("deletes", 0),
+    }
+    out = {
+        f"{kind}_s": round(max(0, n - getattr(limits, kind).burst) / getattr(limits, kind).per_second, 2)
+        for kind, n in need.items()
+    }
+    out["budget_s"] = max(out.values())
+    return out
 
 
 def run_one(
@@ -135,42 +166,64 @@ def bench_scale(n: int, args, workdir: Path, engines: list[Engine]) -> dict:
             bound(graph, wl.durations, wl.hook_waits, deps=deps, post=False), 2
         )
     for engine, env_extra, schedules in engines:
-        for schedule in schedules:
+        for provider, schedule in ((p, s) for p in args.providers for s in schedules):
             if schedule == "sequential" and n > args.sequential_max:
                 continue
-            label = f"{engine}-{schedule}"
+            label = f"{engine}-{provider}-{schedule}"
+            wl_json = scale_dir / f"workload-{provider}.json"
+            wl_json.write_text(
+                json.dumps({**wl.to_json(), "provider": provider, "throttling": args.throttling}),
+                encoding="utf-8",
+            )
             timeout = args.run_timeout or max(600.0, 4 * row[f"{schedule}_bound_s"] + 300, 1.5 * n)
             print(
-                f"[{time.strftime('%H:%M:%S')}] {n} VMs, {engine}, {schedule} "
-                f"(bound {row[f'{schedule}_bound_s']:.0f} s) ...",
+                f"[{time.strftime('%H:%M:%S')}] {n} VMs, {engine}, {provider}, {schedule} "
+                f"(critical path {row[f'{schedule}_bound_s']:.0f} s) ...",
                 flush=True,
             )
             load = os.getloadavg()[0]
             result = run_one(
-                plans[schedule],
-                workload_json,
-                workdir=scale_dir,
-                label=label,
-                env_extra=env_extra,
-                timeout=timeout,
+                plans[schedule], wl_json, workdir=scale_dir, label=label, env_extra=env_extra, timeout=timeout
             )
-            result.update(engine=engine, schedule=schedule, load_before=round(load, 2))
+            result.update(
+                engine=engine,
+                provider=provider,
+                schedule=schedule,
+                throttling=args.throttling,
+                load_before=round(load, 2),
+            )
             if "makespan_s" in result:
-                result["ratio"] = round(result["makespan_s"] / physical, 3)
-                result["own_ratio"] = round(result["makespan_s"] / row[f"{schedule}_bound_s"], 3)
-                result["grid_ratio"] = round(result["makespan_s"] / row[f"{schedule}_grid_bound_s"], 3)
-                result["arm_per_vm"] = {k: round(v / n, 2) for k, v in result["arm"].items()}
-                print(
-                    f"    makespan {result['makespan_s']:.1f} s (x{result['ratio']:.2f} of the bound), "
-                    f"{result['arm_per_vm']['requests']:.1f} ARM req/VM, {result['outcome']}, "
-                    f"visible {result['visible']}/{result['task_runs']} "
-                    f"after {result['visible_after_s']} s, RSS {result['rss_mb']} MB",
-                    flush=True,
-                )
+                measure(result, row, n, physical)
             else:
                 print(f"    {result.get('error')}", flush=True)
             row["runs"].append(result)
     return row
+
+
+def measure(result: dict, row: dict, n: int, physical: float) -> None:
+    """The run's ratios: against the larger of the critical path and the request-budget bound (both kept),
+    against its schedule's own critical path and poll grid; ARM requests per VM. Prints a summary line."""
+    schedule = result["schedule"]
+    result.update(budget_bound(result["arm"]))
+    result["critical_path_s"] = physical
+    result["bound_s"] = max(physical, result["budget_s"])
+    result["ratio"] = round(result["makespan_s"] / result["bound_s"], 3)
+    result["cp_ratio"] = round(result["makespan_s"] / physical, 3)
+    result["own_ratio"] = round(result["makespan_s"] / row[f"{schedule}_bound_s"], 3)
+    result["grid_ratio"] = round(result["makespan_s"] / row[f"{schedule}_grid_bound_s"], 3)
+    result["arm_per_vm"] = {k: round(v / n, 2) for k, v in result["arm"].items()}
+    a = result["arm_per_vm"]
+    print(
+        f"    makespan {result['makespan_s']:.1f} s, x{result['ratio']:.2f} of the bound "
+        f"{result['bound_s']:.1f} s (critical path {physical:.1f} s, "
+        f"request budget {result['budget_s']:.1f} s); "
+        f"{a['requests']:.1f} ARM req/VM ({a['reads']:.1f} reads / {a['writes']:.1f} writes / "
+        f"{a['polls']:.1f} polls), {result['arm']['throttled_429']} x 429, "
+        f"{result.get('units_failed_throttled', '?')} units failed by throttling; {result['outcome']}, "
+        f"CPU {result['cpu_s']:.0f} s, visible {result['visible']}/{result['task_runs']} "
+        f"after {result['visible_after_s']} s, RSS {result['rss_mb']} MB",
+        flush=True,
+    )
 
 
 def _fill_phase_bounds(report: dict) -> None:
@@ -193,65 +246,82 @@ def _fill_phase_bounds(report: dict) -> None:
 
 def _fmt_run(r: dict | None, bound_s: float) -> str:
     if r is None:
-        return f"not run (bound {bound_s:,.0f} s)"
+        return f"not run (critical path {bound_s:,.0f} s)"
     if "makespan_s" not in r:
         return f"> {r['timeout_s']:,.0f} s (stopped)" if "timeout_s" in r else "error"
     return f"{r['makespan_s']:,.1f} s (×{r['ratio']:.2f})"
 
 
+def _bound_cell(r: dict) -> str:
+    """``bound (critical path / request budget)``: older results have no budget."""
+    if "budget_s" not in r:
+        return "–"
+    return f"{r['bound_s']:.1f} ({r['critical_path_s']:.1f} / {r['budget_s']:.1f})"
+
+
 def markdown(report: dict) -> str:
-    """The README tables: schedules side by side; then requests, memory and visibility per run."""
+    """The README tables: schedules side by side; then bounds, requests, 429s, memory, visibility per run."""
     lines = [
-        "| VMs | units | bound (s) | graph | wave barriers | sequential | graph vs wave "
+        "| VMs | units | provider | critical path (s) | graph | wave barriers | sequential | graph vs wave "
         "| graph vs sequential |",
-        "|---:|---:|---:|---|---|---|---:|---:|",
+        "|---:|---:|---|---:|---|---|---|---:|---:|",
     ]
     for row in report["scales"]:
-        local = {r["schedule"]: r for r in row["runs"] if r["engine"] == "local"}
-        cells = [_fmt_run(local.get(s), row[f"{s}_bound_s"]) for s in SCHEDULES]
-        g = local.get("graph", {}).get("makespan_s")
+        local = {
+            (r.get("provider", "classic"), r["schedule"]): r for r in row["runs"] if r["engine"] == "local"
+        }
+        for provider in dict.fromkeys(p for p, _s in local):
+            cells = [_fmt_run(local.get((provider, s)), row[f"{s}_bound_s"]) for s in SCHEDULES]
+            g = local.get((provider, "graph"), {}).get("makespan_s")
 
-        def speedup(s: str, g=g, local=local) -> str:
-            other = local.get(s, {}).get("makespan_s")
-            return f"{other / g:.2f}×" if g and other else "–"
+            def speedup(s: str, g=g, provider=provider, local=local) -> str:
+                other = local.get((provider, s), {}).get("makespan_s")
+                return f"{other / g:.2f}×" if g and other else "–"
 
-        lines.append(
-            f"| {row['vms']:,} | {row['units']:,} | {row['bound_s']:.1f} | "
-            + " | ".join(cells)
-            + f" | {speedup('wave')} | {speedup('sequential')} |"
-        )
+            lines.append(
+                f"| {row['vms']:,} | {row['units']:,} | {provider} | {row['bound_s']:.1f} | "
+                + " | ".join(cells)
+                + f" | {speedup('wave')} | {speedup('sequential')} |"
+            )
     lines += [
         "",
-        "| VMs | engine | schedule | compile (s) | makespan (s) | ×bound | ×own bound | ×poll-grid bound | "
-        "ARM req/VM (reads / writes / polls) | task runs | visible in API (after flow end) | "
-        "orchestrator RSS (MB) | server RSS (MB) | threads |",
-        "|---:|---|---|---:|---:|---:|---:|---:|---|---:|---|---:|---:|---:|",
+        "| VMs | engine | provider | schedule | makespan (s) | bound (s) (critical path / request budget) "
+        "| ×bound | ×own critical path | ×poll-grid bound | ARM req/VM (reads / writes / polls) | 429s "
+        "| units failed (by throttling) | CPU s/VM | task runs | visible in API (after flow end) "
+        "| orchestrator RSS (MB) | server RSS (MB) | threads |",
+        "|---:|---|---|---|---:|---|---:|---:|---:|---|---:|---|---:|---:|---|---:|---:|---:|",
     ]
     for row in report["scales"]:
         for r in row["runs"]:
+            provider = r.get("provider", "classic")
             if "makespan_s" not in r:
                 err = r.get("error", "error")
-                lines.append(f"| {row['vms']:,} | {r['engine']} | {r['schedule']} | {err} |" + " |" * 10)
+                lines.append(
+                    f"| {row['vms']:,} | {r['engine']} | {provider} | {r['schedule']} | {err} |" + " |" * 13
+                )
                 continue
             a = r["arm_per_vm"]
             seen = f"{r['visible']:,}/{r['task_runs']:,}"
             after = r["visible_after_s"]
             vis = f"{seen} in {after} s" if after is not None else f"**{seen}** (timeout)"
+            failed = f"{r['units_failed']} ({r['units_failed_throttled']})" if "units_failed" in r else "–"
             lines.append(
-                f"| {row['vms']:,} | {r['engine']} | {r['schedule']} | {r['compile_s']:.2f} "
-                f"| {r['makespan_s']:.1f} "
-                f"| {r['ratio']:.2f} | {r['own_ratio']:.2f} | {r['grid_ratio']:.2f} | {a['requests']:.1f} "
-                f"({a['reads']:.1f} / {a['writes']:.1f} / {a['polls']:.1f}) | {r['task_runs']:,} | {vis} "
+                f"| {row['vms']:,} | {r['engine']} | {provider} | {r['schedule']} | {r['makespan_s']:.1f} "
+                f"| {_bound_cell(r)} | {r['ratio']:.2f} | {r['own_ratio']:.2f} | {r['grid_ratio']:.2f} "
+                f"| {a['requests']:.1f} ({a['reads']:.1f} / {a['writes']:.1f} / {a['polls']:.1f}) "
+                f"| {r['arm'].get('throttled_429', '–')} | {failed} | {r['cpu_s'] / row['vms']:.3f} "
+                f"| {r['task_runs']:,} | {vis} "
                 f"| {r['rss_mb']:.0f} | {r['server_rss_mb'] or '–'} | {r['peak_threads']} |"
             )
     lines += [
         "",
         "Where the time went (s): before the first failback (preflight, recovery points), the graph phase "
-        "(first failback to last verification; its bound in brackets), the post phase (gate, commit, "
-        "reprotect; bound in brackets) and the tail (report, artifacts).",
+        "(first failback to last verification; its critical path in brackets), the post phase (gate, commit, "
+        "reprotect; critical path in brackets) and the tail (report, artifacts).",
         "",
-        "| VMs | engine | schedule | pre | graph phase [bound] | post [bound] | tail |",
-        "|---:|---|---|---:|---:|---:|---:|",
+        "| VMs | engine | provider | schedule | pre | graph phase [critical path] | post [critical path] "
+        "| tail |",
+        "|---:|---|---|---|---:|---:|---:|---:|",
     ]
     for row in report["scales"]:
         for r in row["runs"]:
@@ -262,8 +332,8 @@ def markdown(report: dict) -> str:
             gbs = "–" if gb is None else f"{gb:.1f}"
             pbs = "–" if gb is None else f"{row[f'{s}_bound_s'] - gb:.1f}"
             lines.append(
-                f"| {row['vms']:,} | {r['engine']} | {s} | {r['pre_s']:.1f} | {r['graph_phase_s']:.1f} "
-                f"[{gbs}] | {r['post_s']:.1f} [{pbs}] | {r['tail_s']:.1f} |"
+                f"| {row['vms']:,} | {r['engine']} | {r.get('provider', 'classic')} | {s} | {r['pre_s']:.1f} "
+                f"| {r['graph_phase_s']:.1f} [{gbs}] | {r['post_s']:.1f} [{pbs}] | {r['tail_s']:.1f} |"
             )
     return "\n".join(lines) + "\n"
 
@@ -307,8 +377,25 @@ def main(argv: list[str] | None = None) -> dict:
         default=None,
         help="seconds before a flow run is stopped (default: from its bound and VM count)",
     )
+    parser.add_argument(
+        "--provider",
+        dest="providers",
+        default="classic",
+        type=lambda v: tuple(p for p in v.split(",") if p),
+        help="ASR stack(s) of the estate, comma-separated: modernized, classic (default: classic)",
+    )
+    parser.add_argument(
+        "--no-throttling",
+        dest="throttling",
+        action="store_false",
+        help="do not enforce ARM's per-subscription token buckets in the simulated estate (on by default: "
+        "reads 250 burst / 25 per s, writes 200 / 10, deletes 200 / 10)",
+    )
     parser.add_argument("--render", type=Path, default=None, help="only print the tables of a results.json")
     args = parser.parse_args(argv)
+    unknown = set(args.providers) - set(PROVIDERS)
+    if unknown or not args.providers:
+        parser.error(f"--provider: one or more of {', '.join(PROVIDERS)} (got {', '.join(sorted(unknown))})")
     if args.render:
         report = json.loads(args.render.read_text())
         _fill_phase_bounds(report)
@@ -327,6 +414,8 @@ def main(argv: list[str] | None = None) -> dict:
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
         "seed": args.seed,
+        "providers": list(args.providers),
+        "throttling": args.throttling,
         "timing": timing_dict(Timing().scaled(args.time_scale)),
         "workdir": str(workdir),
         "started": time.strftime("%Y-%m-%d %H:%M:%S"),

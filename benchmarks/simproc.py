@@ -6,7 +6,8 @@ Prints one JSON line with the simulator's environment (``DRPLAN_SIM_ENDPOINT``, 
 then answers commands read from stdin, one per line, each with one JSON line:
 
 * ``counts``: ``{"counts": [[method, operation, n], ...]}``, the ARM requests served since the last reset
-  (the simulator's own ``/drplan-sim/`` routes, the remote vCenter and clock, are not ARM: not counted);
+  (the simulator's own ``/drplan-sim/`` routes, the remote vCenter and clock, are not ARM: not counted;
+  requests refused by ARM's throttling, ``estate.throttling``, as operation ``Throttled``);
 * ``reset``: zero the counts;
 * ``quit``: stop (also on end of input).
 """
@@ -31,7 +32,11 @@ def main(argv: list[str] | None = None) -> None:
     with open(args.workload, encoding="utf-8") as fh:
         workload = json.load(fh)
     estate = estate_for(
-        load_plan(args.plan), workload["durations"], point_retention=workload.get("point_retention", 7200.0)
+        load_plan(args.plan),
+        workload["durations"],
+        point_retention=workload.get("point_retention", 7200.0),
+        provider=workload.get("provider", "classic"),
+        throttling=bool(workload.get("throttling", False)),
     )
     with start_simulator(estate, speed=args.speed) as sim:
         print(json.dumps(sim.env()), flush=True)
