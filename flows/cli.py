@@ -57,6 +57,9 @@ _STATUS = {
 }
 
 
+_KNOWN = {"verified", "committed", "reprotected", "failed", "skipped", "done", "cleaned-up", "gate-skipped"}
+
+
 def flow_run_url(run_id: object) -> str:
     """Where a person opens the flow run (and its approval form) in the Prefect UI."""
     ui = PREFECT_UI_URL.value() or (PREFECT_API_URL.value() or "").removesuffix("/api")
@@ -93,7 +96,12 @@ class Progress:
             self.task_runs = int(event.payload.get("task_runs", self.task_runs))
             self.run_id = str(event.payload.get("run_id", "") or self.run_id)
             return
-        status = _STATUS.get(event.transition, event.transition)
+        if event.transition.endswith("-skipped") and event.transition != "gate-skipped":
+            status = self.state.get(event.node, ("pending", ""))[0]  # "commit X skipped": X stays as it was
+        else:
+            status = _STATUS.get(event.transition) or (
+                event.transition if event.transition in _KNOWN else "running"
+            )
         with self._lock:
             self.state[event.node] = (status, event.message.splitlines()[0] if event.message else "")
             if self.live is not None:
@@ -297,11 +305,6 @@ def _short(value: str, n: int = 16) -> str:
     return value[11:n] if len(value) >= n and value[4:5] == "-" else value
 
 
-def _outcome(text: str) -> str:
-    """A step's outcome for the terminal table: ``ok`` (its time is in the report artifact) or the reason."""
-    return "ok" if text.startswith(("ok", "already")) else text.split(" (")[0].split(":")[0][:12]
-
-
 def _table() -> Table:
     """Compact: no side borders, no title (the outcome line follows the table)."""
     return Table(box=box.SIMPLE_HEAD, pad_edge=False)
@@ -316,13 +319,11 @@ def _print_summary(console: Console, result: dict, *, footer: bool = True) -> No
         _print_columns(console, result)
     elif rows:
         t = _table()
-        for col, width in (("vm", 14), ("unit", 12), ("status", 11), ("point", 11), ("loss", 8), ("RTO", 8)):
+        for col, width in (("vm", 14), ("unit", 10), ("status", 12), ("point", 11), ("loss", 6), ("RTO", 8)):
             t.add_column(col, no_wrap=True, overflow="ellipsis", max_width=width)
-        t.add_column("commit", no_wrap=True, overflow="ellipsis", max_width=9)
         for r in rows:
             kind = {"app-consistent": "app", "crash-consistent": "crash"}.get(r.get("point_kind", ""), "")
             point = f"{kind} {_short(r.get('point_time', ''))}".strip()
-            done = "/".join(x for x in (_outcome(r.get("commit", "")), _outcome(r.get("reprotect", ""))) if x)
             unit = r.get("unit", "")
             t.add_row(
                 r.get("vm", ""),
@@ -331,7 +332,6 @@ def _print_summary(console: Console, result: dict, *, footer: bool = True) -> No
                 point,
                 "none" if r.get("data_loss") == "0s" else r.get("data_loss", ""),
                 r.get("rto", ""),
-                done,
             )
         console.print(t)
     for line in result.get("attention", []):

@@ -194,18 +194,22 @@ class Monitor:
         return f"waiting for {', '.join(deps)}" if deps else "ready"
 
     def _refresh(self) -> None:
-        while not self._stop.is_set():
-            if self._dirty.wait(self.refresh_seconds) and not self._stop.is_set():
-                self._dirty.clear()
-                self._push()
-                self._stop.wait(self.refresh_seconds)
+        with get_client(sync_client=True) as client:  # one client for the run's board, not one per update
+            while not self._stop.is_set():
+                if self._dirty.wait(self.refresh_seconds) and not self._stop.is_set():
+                    self._dirty.clear()
+                    self._push(client)
+                    self._stop.wait(self.refresh_seconds)
 
-    def _push(self) -> None:
+    def _push(self, client: Any = None) -> None:
         if self.status_id is None:
             return
         try:
-            with get_client(sync_client=True) as client:
+            if client is not None:
                 client.update_artifact(self.status_id, ArtifactUpdate(data=self.board()))
+                return
+            with get_client(sync_client=True) as own:
+                own.update_artifact(self.status_id, ArtifactUpdate(data=self.board()))
         except Exception as exc:  # the board is a view: never break a failback for it
             log.debug("status board update failed: %s", exc)
 

@@ -135,7 +135,8 @@ def approval_details(ctx: RunContext) -> str:
             continue
         point = f", point {u['point']}" if u["point"] else ""
         loss = f", data loss {u['data loss']}" if u["data loss"] else ""
-        lines.append(f"- {u['unit']} ({u['VMs']}): {u['status']}{point}{loss}")
+        vms = "" if u["VMs"] == u["unit"] else f" ({u['VMs']})"
+        lines.append(f"- {u['unit']}{vms}: {u['status']}{point}{loss}")
     return "\n".join(lines)
 
 

@@ -145,7 +145,7 @@ def test_report_artifacts_and_unit_events_are_published(three_tier_run):
         )
     kinds = {a.type for a in arts}
     assert {"markdown", "table", "progress"} <= kinds
-    report = next(a for a in arts if a.type == "markdown").data
+    report = next(a for a in arts if a.type == "markdown" and a.key.endswith("-report")).data
     for vm in VMS:
         assert f"| {vm} |" in report
     assert "RTO" in report and "completed" in report

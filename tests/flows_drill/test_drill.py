@@ -70,7 +70,7 @@ def test_drill_of_the_three_tier_plan_reports_rto_and_rpo_per_unit(external_sim)
                 flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id])
             )
         )
-    report = next(a.data for a in artifacts if a.type == "markdown")
+    report = next(a.data for a in artifacts if a.type == "markdown" and a.key.endswith("-report"))
     assert "RTO" in report and "RPO" in report and "None: every test VM was removed." in report
     assert {a.type for a in artifacts} >= {"markdown", "table", "progress"}
 
