@@ -87,8 +87,9 @@ def known_secrets(ctx: RunContext, environ: Mapping[str, str]) -> list[str]:
     read from. Longest first, so a secret that contains another is redacted whole."""
     names = {k for k in environ if _SECRET_NAME.search(k)}
     ref = ctx.plan.vcenter.password if ctx.plan.vcenter is not None else None
-    if ref is not None and getattr(ref, "env", None):
-        names.add(ref.env)
+    env_name = getattr(ref, "env", None)
+    if env_name:
+        names.add(env_name)
     values = {environ[n] for n in names if len(environ.get(n, "")) >= 4}
     return sorted(values, key=len, reverse=True)
 
