@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 
+from drplan.drill import forward
 from drplan.drill.hooks import after_cleanup_hook, after_cleanup_hooks
 from drplan.drill.report import report_of
 from drplan.drill.state import state, test_vm_name, vm_of
@@ -68,10 +69,25 @@ def _cleanup_vm(ctx: RunContext, unit: str, vm) -> tuple[str, str]:
 
 
 def leftovers(ctx: RunContext) -> list[str]:
-    """Test VMs of this run's test failovers still present on-prem (read in one batch)."""
+    """Test VMs of this run's test failovers still present: on-prem (read in one batch), and in Azure for
+    modernized VMs (read through the compute API)."""
     ds = state(ctx)
     with ds.lock:
-        names = [test_vm_name(vm_of(ctx, vm)) for vm in ds.started]
+        vms = [vm_of(ctx, vm) for vm in ds.started]
+    azure = [vm for vm in vms if forward.is_forward(ctx, vm.name)]
+    left: list[str] = []
+    if azure:
+        try:
+            left = forward.leftovers(ctx, azure)
+        except DrplanError as exc:
+            log.warning("could not read the Azure test VMs after cleanup: %s", exc)
+            left = [forward.test_vm(ctx, vm)[0] for vm in azure] if ds.cleanup_errors else []
+    names = [test_vm_name(vm) for vm in vms if vm not in azure]
+    return sorted(left + _onprem_leftovers(ctx, names))
+
+
+def _onprem_leftovers(ctx: RunContext, names: list[str]) -> list[str]:
+    ds = state(ctx)
     if not names:
         return []
     try:

@@ -3,6 +3,11 @@ when its dependencies are verified), drill hooks as their own nodes, the ``drill
 ``drill-cleanup X`` for every unit whatever happened, then the ``after_cleanup`` hooks. :func:`finish` runs
 after everything, also after a failure or a cancellation: the safety net that cleans up what is left.
 
+Per item, by the provider ASR reports: a classic VM (reprotected toward on-prem) is test-failed over to an
+on-prem port group and verified on vCenter; a modernized VM (InMageRcm, replicating to Azure) is test-failed
+over into an Azure network and verified through the compute API (:mod:`drplan.drill.forward`); failback
+itself cannot be drilled on the modernized providers, and the report says so first.
+
 Measured per VM on the run's clock (simulated time under ``--simulate``): RTO = drill start → test VM
 verified; RPO = age of the recovery point used, when it was chosen (as a failback at that moment would lose).
 """
@@ -16,6 +21,7 @@ from drplan.drill.cleanup import cleanup_unit, finish
 from drplan.drill.hooks import after_cleanup_hook, hook_node
 from drplan.drill.report import missed_targets, new_report, nothing_left, report_of
 from drplan.drill.state import FLOW_KIND, state
+from drplan.observed import Phase
 from drplan.run.context import RunContext, RunInputs
 from drplan.run.kind import RunKind
 from drplan.run.outcomes import outcome, summary
@@ -33,14 +39,15 @@ STEPS = {
             steps.test_failover_unit,
             steps.blocked_graph,
             retries=3,
-            doc="Test-fail a VM or replication group over to the plan's isolated test network; wait for ASR.",
+            doc="Test-fail a VM or replication group over to the plan's isolated test network (a port group, "
+            "or an Azure network for modernized VMs); wait for ASR.",
         ),
         Step(
             "drill-verify",
             steps.verify_unit,
             steps.blocked_verify,
-            doc="Verify every member's test VM: powered on, VMware Tools running, guest IP, within the boot "
-            "timeout.",
+            doc="Verify every member's test VM within the boot timeout: on vCenter (powered on, VMware Tools "
+            "running, guest IP), or in Azure for a modernized VM (running, VM agent ready).",
         ),
         Step(
             "drill-hook",
@@ -120,6 +127,7 @@ def result(ctx: RunContext) -> dict[str, Any]:
         vms=report.table() if report else [],
         leftovers=left,
         columns=COLUMNS,
+        exercised=list(report.scope) if report else [],
     )
 
 
@@ -133,5 +141,8 @@ DRILL = RunKind(
     outcome=outcome_line,
     result=result,
     finish=finish,
-    simulated_provider="classic",  # the modernized (forward, into Azure) drill run is not built yet
+    # a generated simulated estate replicates forward on the modernized providers: the drill is a test
+    # failover into Azure (a classic estate, reprotected toward on-prem, is drilled on vCenter)
+    simulated_phase=Phase.replicating_to_azure,
+    simulated_provider="modernized",
 )

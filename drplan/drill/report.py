@@ -40,6 +40,7 @@ class DrillReport(Report):
         self.facts: dict[tuple[str, str], Facts] = {}
         self.leftovers: list[str] = []
         self.hooks: dict[str, str] = {}
+        self.scope: list[str] = []  # what the drill exercised and what it cannot (modernized VMs)
 
     def fact(self, unit: str, vm: str) -> Facts:
         with self._lock:
@@ -140,6 +141,9 @@ class DrillReport(Report):
             after_mode=[f"**test network:** {self.test_network}"] if self.test_network else [],
             after_times=["**targets:** " + (", ".join(t for t in targets if t) or "none set")],
         )
+        if self.scope:  # right under the title: what was exercised, and that failback cannot be drilled
+            head, _, rest = zip(*(line.partition(":") for line in self.scope), strict=True)
+            lines[2:2] = [x for h, r in zip(head, rest, strict=True) for x in (f"**{h}:**{r}", "")]
         lines += [
             "## Units",
             "",

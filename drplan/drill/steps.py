@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+from drplan.drill import forward
 from drplan.drill.report import nothing_left, report_of
 from drplan.drill.state import DrillStopped, state, test_vm_name
 from drplan.errors import DrplanError, RecoveryPointError
@@ -33,8 +34,12 @@ COMPLETE = "(all units)"  # gate node (not a valid plan name): every unit and ho
 
 # -- preflight -------------------------------------------------------------------------------------------
 def preflight(ctx: RunContext) -> list[CheckResult]:
-    """The failback preflight (reads only) plus a drill's own: VMs replicating to on-prem, test network."""
-    checks = failback_preflight.preflight(ctx)
+    """The failback preflight (reads only) plus a drill's own: classic VMs replicating to on-prem,
+    modernized VMs replicating to Azure with TestFailover allowed (:mod:`drplan.drill.forward`), the test
+    network."""
+    checks = forward.preflight_checks(ctx, failback_preflight.preflight(ctx))
+    modern = forward.modernized(ctx)
+    classic = [v for v in ctx.plan.vms if v.name not in modern]
     extra: list[CheckResult] = []
     net = ctx.plan.drill.test_network
     if not net:
@@ -42,13 +47,18 @@ def preflight(ctx: RunContext) -> list[CheckResult]:
             CheckResult(
                 "drill-test-network",
                 False,
-                "the plan sets no drill.test_network: a drill needs "
-                "an isolated test network (a vCenter port group)",
+                "the plan sets no drill.test_network: a drill needs an isolated test network ("
+                + " and ".join(
+                    w
+                    for w, used in (("a vCenter port group", classic), ("an Azure virtual network", modern))
+                    if used
+                )
+                + ")",
                 ctx.plan.name,
                 "drill network",
             )
         )
-    else:
+    elif classic:
         try:
             site = ctx.onprem.read_state([], port_groups=[net])
             if site.connected:
@@ -58,7 +68,7 @@ def preflight(ctx: RunContext) -> list[CheckResult]:
     # A drill starts from 'replicating to on-prem'; the failback preflight also accepts a half-done failback
     # (to resume it), which is no place for a drill.
     for vm, phase in sorted(ctx.state.phases.items()):
-        if phase in RESUMABLE and phase != Phase.reprotected_to_onprem:
+        if vm not in modern and phase in RESUMABLE and phase != Phase.reprotected_to_onprem:
             extra.append(
                 CheckResult(
                     f"asr-item {vm}",
@@ -70,6 +80,9 @@ def preflight(ctx: RunContext) -> list[CheckResult]:
                 )
             )
     checks = checks + extra
+    report = report_of(ctx)
+    if report is not None:
+        report.scope = forward.scope_lines(ctx)
     if ctx.report is not None:
         ctx.report.preflight = checks
     return checks
@@ -80,7 +93,7 @@ def resolve_points(ctx: RunContext) -> dict:
     """Each VM's point by the plan's policy, like a failback (groups: common app-consistent; standalone
     latest; overrides), without the ``max_data_loss`` refusal: the drill measures the point's age as RPO
     instead and notes where a real failback would refuse it."""
-    decisions = decide_all(ctx, guard=False)
+    decisions = {**decide_all(ctx, guard=False), **forward.decide_forward(ctx)}
     now, report = ctx.clock.now(), report_of(ctx)
     with ctx.lock:
         ctx.state.decisions.update(decisions)
@@ -144,7 +157,7 @@ def _test_failover_vm(ctx: RunContext, unit: str, vm: Vm) -> tuple[str, str]:
         ctx.note(
             f"VM {vm.name} (unit {unit}): would test-fail over to {choice.policy if choice else '?'} point "
             f"{choice.point.time.isoformat() if choice else '?'} on network {net}, "
-            f"verify {test_vm_name(vm)}, "
+            f"verify {_test_vm(ctx, vm)}, "
             "then clean up"
         )
         return vm.name, "dry-run"
@@ -178,6 +191,7 @@ def _issue_test_failover(ctx: RunContext, unit: str, vm, choice, fresh: bool) ->
         )
     start = ctx.clock.now()
     if report is not None:
+        report.measure(unit, vm.name, test_vm=_test_vm(ctx, vm))
         since = ctx.state.points_resolved_at or start  # RPO: the point's age when it was chosen
         report.measure(
             unit,
@@ -204,15 +218,25 @@ def _checks(vm, st: VmState | None) -> tuple[int, int, str]:
     return passed, len(wanted), ", ".join(f"{'✓' if ok else '✗'} {what}" for what, ok in wanted)
 
 
+def _test_vm(ctx: RunContext, vm: Vm) -> str:
+    """The test VM a member's test failover creates: in Azure (modernized) or on-prem (classic)."""
+    if forward.is_forward(ctx, vm.name):
+        return f"{forward.test_vm(ctx, vm)[0]} (Azure)"
+    return test_vm_name(vm)
+
+
 def verify_unit(ctx: RunContext, unit: str) -> dict[str, str]:
-    """Wait until every member's test VM is up (power, tools, guest IP) within its boot timeout."""
+    """Wait until every member's test VM is up within its boot timeout: on-prem (power, tools, guest IP), or
+    in Azure through the compute API for a modernized VM (power state running, VM agent ready)."""
     if ctx.dry_run:
         return {}
     report = report_of(ctx)
 
     def one(vm) -> tuple[str, str]:
-        name = test_vm_name(vm)
         timeout = vm.verify.timeout or ctx.plan.defaults.boot_timeout
+        if forward.is_forward(ctx, vm.name):
+            return _verify_in_azure(ctx, unit, vm, timeout)
+        name = test_vm_name(vm)
         try:
             st = ctx.onprem.wait_for_boot(
                 name, timeout=timeout, require_tools=vm.verify.tools_running, require_ip=vm.verify.guest_ip
@@ -226,27 +250,47 @@ def verify_unit(ctx: RunContext, unit: str) -> dict[str, str]:
                 passed, total, text = _checks(vm, seen)
                 report.measure(unit, vm.name, checks_passed=passed, checks_total=total, checks=text)
             raise
-        now = ctx.clock.now()
-        passed, total, text = _checks(vm, st)
-        if report is not None:
-            rto = (now - ctx.state.started_at).total_seconds() if ctx.state.started_at else None
-            report.measure(
-                unit, vm.name, verified_at=now, rto=rto, checks_passed=passed, checks_total=total, checks=text
-            )
-            report.update(
-                unit,
-                vm.name,
-                status="verified",
-                verified_at=now,
-                rto=rto,
-                verification=f"ok {now:%H:%M:%S} ip {st.guest_ip or '-'}",
-            )
-        return vm.name, f"{name}: {text}"
+        _verified(ctx, unit, vm, _checks(vm, st), f"ip {st.guest_ip or '-'}")
+        return vm.name, f"{name}: {_checks(vm, st)[2]}"
 
     results = dict(concurrently(one, list(ctx.graph.units[unit].vms)))
     ctx.set(unit, NodeStatus.verified)
     ctx.emit(unit, "verified", "; ".join(results.values()), vms=list(results))
     return results
+
+
+def _verify_in_azure(ctx: RunContext, unit: str, vm: Vm, timeout: float) -> tuple[str, str]:
+    report = report_of(ctx)
+    name, rg = forward.test_vm(ctx, vm)
+    try:
+        st = forward.wait_until_up(ctx, vm, timeout)
+    except DrplanError:
+        if report is not None:
+            try:
+                seen = ctx.asr.azure_vm(name, resource_group=rg, vm=vm.name)
+            except DrplanError:
+                seen = None
+            passed, total, text = forward.checks_of(seen)
+            report.measure(unit, vm.name, checks_passed=passed, checks_total=total, checks=text)
+        raise
+    checks = forward.checks_of(st)
+    _verified(ctx, unit, vm, checks, f"in Azure, agent {st.agent_version or '?'}")
+    return vm.name, f"{name} (Azure): {checks[2]}"
+
+
+def _verified(ctx: RunContext, unit: str, vm: Vm, checks: tuple[int, int, str], seen: str) -> None:
+    report = report_of(ctx)
+    if report is None:
+        return
+    now = ctx.clock.now()
+    passed, total, text = checks
+    rto = (now - ctx.state.started_at).total_seconds() if ctx.state.started_at else None
+    report.measure(
+        unit, vm.name, verified_at=now, rto=rto, checks_passed=passed, checks_total=total, checks=text
+    )
+    report.update(
+        unit, vm.name, status="verified", verified_at=now, rto=rto, verification=f"ok {now:%H:%M:%S} {seen}"
+    )
 
 
 def complete(ctx: RunContext, node: str = COMPLETE) -> dict[str, str]:

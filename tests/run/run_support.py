@@ -146,6 +146,9 @@ def execute(
     dry_run: bool = False,
     commit: CommitPolicy | None = None,
 ) -> Recorded:
-    """Run ``kind`` on the plan against a fresh simulated estate; never raises (the error is recorded)."""
-    with simulated(plan_path, tweak, kind.simulated_phase) as bench:
+    """Run ``kind`` on the plan against a fresh simulated estate; never raises (the error is recorded). A kind
+    that says where its generated estate starts (drill, reprotect) gets the estate ``--simulate`` generates
+    for it (that phase, the kind's providers); the failback a classic one."""
+    provider = kind.simulated_provider if kind.simulated_phase is not None else "classic"
+    with simulated(plan_path, tweak, kind.simulated_phase, provider=provider) as bench:
         return bench.run(kind, approver=approver, dry_run=dry_run, commit=commit)
