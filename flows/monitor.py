@@ -218,7 +218,8 @@ class Monitor:
         if event.node == "(run)":
             return
         text = sentence(event)
-        level = logging.WARNING if event.transition in ("failed", "skipped", "hook-not-run") else logging.INFO
+        quiet = event.transition not in ("failed", "skipped", "hook-not-run", "approval-declined")
+        level = logging.INFO if quiet and not event.transition.endswith("-skipped") else logging.WARNING
         _run_logger().log(level, "%s", text)
         kind = self.graph.units[event.node].kind if event.node in self.graph.units else "gate"
         emit_event(

@@ -55,12 +55,16 @@ def _summary(out: object) -> str:
 
 def _step_task(step: Step) -> Task:
     def run(node: str) -> Any:
-        out = run_step(current(), step, node)
+        ctx = current()
+        out = run_step(ctx, step, node)
         logger = get_run_logger()
         if isinstance(out, Skipped):
-            reason = out.reason or f"{node}: not run"
-            if not out.reason:  # a skip with a reason was already said, by the node's "skipped" event
+            reason = out.reason
+            if reason.startswith(f"{node}: not run ("):  # a later step of a node already failed or skipped
+                why = ctx.state.reasons.get(node, "")
+                reason = f"{node} {ctx.get(node)}" + (f": {why}" if why else "")
                 logger.warning("%s %s not run: %s", step.kind, node, reason)
+            # otherwise the node's "skipped" event has said why, as a WARNING line of this task
             return Cancelled(name=SKIPPED, message=f"not run: {reason}")
         if isinstance(out, NotRun):  # a hook that does not run here (a simulation): its dependents go on
             logger.warning("%s %s not run: %s", step.kind, node, out["result"])
