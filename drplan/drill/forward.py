@@ -16,6 +16,7 @@ from functools import partial
 
 from drplan.errors import DrplanError, RecoveryPointError, TransientError
 from drplan.observed import AzureVmState, CheckResult, ItemState, Phase
+from drplan.plan.graph import Unit
 from drplan.plan.schema import RecoveryPointPolicy, Vm
 from drplan.recovery import preconditions as pre
 from drplan.recovery.phase import is_modernized, normalise, phase_of
@@ -154,17 +155,24 @@ def decide_forward(ctx: RunContext) -> dict[str, PointDecision]:
         ]
         if unit.kind == "hook" or not todo:
             continue
-        policy = ctx.inputs.overrides.get(unit.name) or ctx.inputs.overrides.get("*")
-        chosen = replace(unit, policy=RecoveryPointPolicy(policy)) if policy else unit
         try:
             out[unit.name] = decide(
-                chosen, {vm: ctx.state.points_by_vm.get(vm, ()) for vm in todo}, now=now, guard=False
+                with_override(ctx, unit),
+                {vm: ctx.state.points_by_vm.get(vm, ()) for vm in todo},
+                now=now,
+                guard=False,
             )
         except RecoveryPointError as exc:
             problems.append(str(exc))
     if problems:
         raise RecoveryPointError("\n".join(problems))
     return out
+
+
+def with_override(ctx: RunContext, unit: Unit) -> Unit:
+    """The unit with the run's ``--recovery-point`` override, if any."""
+    policy = ctx.inputs.overrides.get(unit.name) or ctx.inputs.overrides.get("*")
+    return replace(unit, policy=RecoveryPointPolicy(policy)) if policy else unit
 
 
 # -- the test VM in Azure --------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from functools import partial
 
 from drplan.drill import forward
 from drplan.drill.report import nothing_left, report_of
@@ -19,11 +20,13 @@ from drplan.failback import preflight as failback_preflight
 from drplan.failback.point_choice import decide_all
 from drplan.failback.preflight import RESUMABLE
 from drplan.observed import CheckResult, Phase, VmState
+from drplan.plan.graph import Unit
 from drplan.plan.schema import Vm, format_duration
+from drplan.recovery.points import PointDecision, decide
 from drplan.recovery.site_checks import check_port_group
 from drplan.run.budgets import budget
 from drplan.run.context import SUCCESS, NodeStatus, RunContext
-from drplan.run.fanout import concurrently
+from drplan.run.fanout import concurrently, gather
 from drplan.run.outcomes import RunFailed
 from drplan.run.steps import blocked_by_dependencies
 
@@ -94,14 +97,18 @@ def resolve_points(ctx: RunContext) -> dict:
     latest; overrides), without the ``max_data_loss`` refusal: the drill measures the point's age as RPO
     instead and notes where a real failback would refuse it."""
     decisions = {**decide_all(ctx, guard=False), **forward.decide_forward(ctx)}
-    now, report = ctx.clock.now(), report_of(ctx)
     with ctx.lock:
         ctx.state.decisions.update(decisions)
-        ctx.state.points_resolved_at = now
+        ctx.state.points_resolved_at = ctx.clock.now()
     for unit in ctx.graph.units.values():
-        decision = decisions.get(unit.name)
-        if decision is None or report is None:
-            continue
+        if unit.name in decisions:
+            _report_points(ctx, unit, decisions[unit.name])
+    return {unit: {vm: c.to_dict() for vm, c in d.choices.items()} for unit, d in decisions.items()}
+
+
+def _report_points(ctx: RunContext, unit: Unit, decision: PointDecision) -> None:
+    report = report_of(ctx)
+    if report is not None:
         for vm, choice in decision.choices.items():
             report.update(
                 unit.name,
@@ -119,7 +126,23 @@ def resolve_points(ctx: RunContext) -> dict:
                     note=f"a failback would refuse this point: older than "
                     f"max_data_loss {format_duration(unit.max_data_loss)}",
                 )
-    return {unit: {vm: c.to_dict() for vm, c in d.choices.items()} for unit, d in decisions.items()}
+
+
+def _decide_again(ctx: RunContext, unit: str) -> None:
+    """Right before a unit's test failover, its points decided again from a fresh read, by the same policy:
+    a point chosen when the drill started may have left ASR's retention by the time a later tier runs (after
+    an approval, a slow tier), and RPO is the age of the point when it is used."""
+    u = ctx.graph.units[unit]
+    vms = [v.name for v in u.vms if v.name in ctx.state.refs]
+    if ctx.dry_run or unit not in ctx.state.decisions or not vms:
+        return
+    reads = gather([partial(ctx.asr.recovery_points, ctx.state.refs[vm]) for vm in vms])
+    decision = decide(
+        forward.with_override(ctx, u), dict(zip(vms, reads, strict=True)), now=ctx.clock.now(), guard=False
+    )
+    with ctx.lock:
+        ctx.state.decisions[unit] = decision
+    _report_points(ctx, u, decision)
 
 
 def blocked_graph(ctx: RunContext, node: str) -> str | None:
@@ -143,6 +166,7 @@ def test_failover_unit(ctx: RunContext, unit: str) -> dict[str, str]:
     """Test-fail every member over (concurrently, each to its resolved point) to the test network."""
     ctx.set(unit, NodeStatus.running)
     ctx.emit(unit, "test-failover-started")
+    _decide_again(ctx, unit)
     results = dict(concurrently(lambda vm: _test_failover_vm(ctx, unit, vm), list(ctx.graph.units[unit].vms)))
     if not ctx.dry_run:
         ctx.emit(unit, "test-failed-over", ", ".join(f"{k}: {v}" for k, v in results.items()))
@@ -192,7 +216,8 @@ def _issue_test_failover(ctx: RunContext, unit: str, vm, choice, fresh: bool) ->
     start = ctx.clock.now()
     if report is not None:
         report.measure(unit, vm.name, test_vm=_test_vm(ctx, vm))
-        since = ctx.state.points_resolved_at or start  # RPO: the point's age when it was chosen
+        decision = ctx.state.decisions.get(unit)  # RPO: the point's age when chosen, right before this write
+        since = decision.decided_at if decision is not None else start
         report.measure(
             unit,
             vm.name,

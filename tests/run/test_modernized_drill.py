@@ -5,6 +5,8 @@ request; a plan mixing providers drills each VM through its own provider."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from run_support import THREE_TIER, simulated
 
 from drplan.drill.kind import DRILL
@@ -81,6 +83,13 @@ def test_a_modernized_drill_reports_rto_and_rpo_per_unit_and_what_it_exercised(p
         assert float(u["rto_seconds"]) > 0 and float(u["rpo_seconds"]) >= 0, u
         assert u["rto_met"] in ("true", "false") and u["rpo_met"] in ("true", "false")
     assert float(units["web-01"]["rto_seconds"]) > float(units["sql"]["rto_seconds"])  # later in the order
+    # each unit's point is decided again right before its test failover (a point chosen at the start may
+    # have left ASR's retention by then): the web tier's is newer than any point known when the drill began
+    vms = {r["vm"]: r for r in run.result["vms"]}
+    began = run.ctx.state.points_resolved_at
+    assert began is not None and datetime.fromisoformat(vms["web-01"]["point_time"]) > began
+    sent = {r["vm"]: r["recovery_point"] for r in run.requests("testFailover")}
+    assert sent["web-01"] == vms["web-01"]["point"]
     exercised, not_exercised = run.result["exercised"]
     assert exercised.startswith("exercised: forward recovery") and "in plan order" in exercised
     assert "failback itself" in not_exercised and "cannot be drilled" in not_exercised
