@@ -43,8 +43,8 @@ def test_arm_figures_are_the_default():
 
 
 def test_burst_beyond_the_bucket_gets_429_with_retry_after_and_the_arm_envelope():
-    # 5 reads, one more every 100 simulated seconds (1 real second at speed 100): the 6th is refused
-    with start_simulator(_throttled_estate(TokenBucket(burst=5, per_second=0.01)), speed=100) as sim:
+    # 5 reads, one more every 100 simulated seconds (10 real seconds at speed 10): the 6th is refused
+    with start_simulator(_throttled_estate(TokenBucket(burst=5, per_second=0.01)), speed=10) as sim:
         asr = Asr(sim, retry_total=0)
         left = [
             int(asr.client.replication_fabrics.get(asr.rg, asr.vault, "vmware-fabric", cls=_headers)[READS])
@@ -65,8 +65,9 @@ def test_burst_beyond_the_bucket_gets_429_with_retry_after_and_the_arm_envelope(
 
 
 def test_the_adapters_retry_policy_absorbs_the_429s():
-    # 2 reads, one more every 2 simulated seconds (20 ms at speed 100): 8 reads need about 6 retries
-    with start_simulator(_throttled_estate(TokenBucket(burst=2, per_second=0.5)), speed=100) as sim:
+    # 2 reads, one more every 20 simulated seconds (0.2 s at speed 100): 8 reads need retries even when a
+    # loaded machine makes each request slow (a 50 ms request refills a quarter of a token)
+    with start_simulator(_throttled_estate(TokenBucket(burst=2, per_second=0.05)), speed=100) as sim:
         client = build_sdk_client(
             sim.subscription_id,
             endpoint=sim.endpoint,
@@ -77,7 +78,7 @@ def test_the_adapters_retry_policy_absorbs_the_429s():
         for _ in range(8):
             fabric = client.replication_fabrics.get(sim.resource_group, sim.vault, "vmware-fabric")
             assert fabric.name == "vmware-fabric"
-        assert sim.throttle.throttled["reads"] >= 3
+        assert sim.throttle.throttled["reads"] >= 1
         assert sim.throttle.admitted["reads"] == 8
 
 
