@@ -48,9 +48,13 @@ def test_a_vm_behind_a_long_wait_fails_back_to_the_newest_point_when_its_failbac
         for vm in ("web-01", "web-02"):
             (sent,) = _failbacks(bench.sim, vm)
             sent_at, point_at = _when(sent["time"]), _when(sent["recovery_point_time"])
+            decided = run.ctx.state.decisions[vm]
             assert sent_at - first >= timedelta(hours=2), "the wait hook did not hold the web tier back"
-            # the newest point at the moment of sending (points come every 5 minutes), not the run start's
-            assert timedelta(0) <= sent_at - point_at <= timedelta(minutes=6), (vm, sent_at, point_at)
+            assert decided.decided_at - first >= timedelta(hours=2), "the point was chosen before the wait"
+            assert decided.decided_at <= sent_at  # decided right before the write (simulated time runs fast)
+            # the newest point when the decision was made (points come every 5 minutes), not the run start's
+            assert timedelta(0) <= decided.decided_at - point_at <= timedelta(minutes=5), (vm, point_at)
+            assert decided.choices[vm].point.time == point_at
         refused = [r for r in bench.sim.audit.requests("unplannedFailover") if r.get("outcome") != "accepted"]
         assert refused == [], "a failback carried a point that had expired"
         decision = run.ctx.state.decisions["web-01"]
