@@ -240,7 +240,7 @@ def _run_kind(
             speed=speed,
             settings=settings,
             secret_loader=_prefect_secret,
-            simulated_phase=kind.simulated_phase,
+            simulated_phases=kind.simulated_phases,
             simulated_provider=kind.simulated_provider,
         ) as targets,
     ):

@@ -143,6 +143,6 @@ DRILL = RunKind(
     finish=finish,
     # a generated simulated estate replicates forward on the modernized providers: the drill is a test
     # failover into Azure (a classic estate, reprotected toward on-prem, is drilled on vCenter)
-    simulated_phase=Phase.replicating_to_azure,
+    simulated_phases={"modernized": Phase.replicating_to_azure},  # forward drills: replicating to Azure
     simulated_provider="modernized",
 )

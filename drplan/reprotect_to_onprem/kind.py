@@ -70,5 +70,5 @@ REPROTECT_TO_ONPREM = RunKind(
     preflight=preflight,
     outcome=outcome_line,
     result=result,
-    simulated_phase=Phase.failed_over_to_azure,
+    simulated_phases={"modernized": Phase.failed_over_to_azure, "classic": Phase.failed_over_to_azure},
 )

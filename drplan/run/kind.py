@@ -7,7 +7,7 @@ driver (:func:`drplan.run.driver.drive`) runs any of them on any orchestrator.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from drplan.observed import CheckResult, Phase
@@ -34,6 +34,12 @@ class RunKind:
     result: Callable[[RunContext], dict[str, Any]]  # the run's result; raises when it did not succeed
     resolve_points: Callable[[RunContext], object] | None = None  # before the graph: choose recovery points
     finish: Callable[[RunContext, bool], object] = _nothing_to_finish  # always, after the graph (cleanup)
-    simulated_phase: Phase | None = None  # where a generated simulated estate starts (None: the default)
     simulated_provider: str = "modernized"  # the ASR providers of a generated simulated estate
+    #: where a generated simulated estate starts, by provider (absent: ready to fail back)
+    simulated_phases: Mapping[str, Phase] = field(default_factory=dict)
+
+    def simulated_phase(self, provider: str) -> Phase | None:
+        """Where a simulated estate of ``provider`` generated for this kind of run starts."""
+        return self.simulated_phases.get(provider)
+
     lock_in_dry_run: bool = True  # whether a dry run also takes the plan (a failback dry run does not)

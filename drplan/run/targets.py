@@ -13,7 +13,7 @@ the ``secret_loader`` the caller passes).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,16 +45,20 @@ def open_targets(
     speed: float = 600.0,
     settings: Settings | None = None,
     secret_loader: Callable[[str], str] | None = None,
-    simulated_phase: Phase | None = None,
+    simulated_phases: Mapping[str, Phase] | None = None,
     simulated_provider: str = "modernized",
 ) -> Iterator[Targets]:
     """Connect to ASR and on-prem for ``plan``; everything opened is closed on exit.
 
-    ``simulated_phase``: where a simulated estate generated from the plan starts (a reprotect starts with
-    the VMs failed over to Azure); ``simulated_provider``: its ASR providers (modernized, or classic)."""
+    ``simulated_provider``: the ASR providers of a simulated estate generated from the plan (modernized, or
+    classic — always classic for a plan with master targets and no ``modernized:`` section);
+    ``simulated_phases``: where it starts, by provider (a reprotect starts with the VMs failed over to Azure,
+    a modernized drill with them replicating to Azure; absent: ready to fail back)."""
     from drplan.asr import AsrClient, StaticTokenCredential
 
     settings = settings or Settings.model_construct()
+    if "modernized" not in plan.model_fields_set and plan.master_targets:
+        simulated_provider = "classic"  # a plan written for the classic providers only
     pool = max(64, settings.max_workers)  # one kept-alive HTTPS connection per concurrent step
     with contextlib.ExitStack() as stack:
         asr: Any
@@ -64,10 +68,10 @@ def open_targets(
 
             if estate:
                 model = Estate.from_yaml(estate)
-            elif simulated_phase is not None:
-                model = Estate.from_plan(plan, phase=simulated_phase, provider=simulated_provider)  # type: ignore[arg-type]
             else:
-                model = Estate.from_plan(plan, provider=simulated_provider)  # type: ignore[arg-type]
+                phase = (simulated_phases or {}).get(simulated_provider)
+                extra = {"phase": phase} if phase is not None else {}
+                model = Estate.from_plan(plan, provider=simulated_provider, **extra)  # type: ignore[arg-type]
             sim = stack.enter_context(start_simulator(model, speed=speed))
             asr = AsrClient.for_vault(
                 plan.azure,

@@ -149,6 +149,6 @@ def execute(
     """Run ``kind`` on the plan against a fresh simulated estate; never raises (the error is recorded). A kind
     that says where its generated estate starts (drill, reprotect) gets the estate ``--simulate`` generates
     for it (that phase, the kind's providers); the failback a classic one."""
-    provider = kind.simulated_provider if kind.simulated_phase is not None else "classic"
-    with simulated(plan_path, tweak, kind.simulated_phase, provider=provider) as bench:
+    provider = kind.simulated_provider if kind.simulated_phases else "classic"
+    with simulated(plan_path, tweak, kind.simulated_phase(provider), provider=provider) as bench:
         return bench.run(kind, approver=approver, dry_run=dry_run, commit=commit)
