@@ -249,7 +249,14 @@ def _fmt_run(r: dict | None, bound_s: float) -> str:
         return f"not run (critical path {bound_s:,.0f} s)"
     if "makespan_s" not in r:
         return f"> {r['timeout_s']:,.0f} s (stopped)" if "timeout_s" in r else "error"
+    if r.get("flow_state", "COMPLETED") != "COMPLETED":  # a ratio of a flow that failed early means nothing
+        return f"flow {r['flow_state'].lower()} after {r['makespan_s']:,.1f} s"
     return f"{r['makespan_s']:,.1f} s (×{r['ratio']:.2f})"
+
+
+def _ratio_cell(r: dict) -> str:
+    state = r.get("flow_state", "COMPLETED")
+    return f"{r['ratio']:.2f}" if state == "COMPLETED" else f"– (flow {state.lower()})"
 
 
 def _bound_cell(r: dict) -> str:
@@ -296,6 +303,12 @@ def markdown(report: dict) -> str:
             provider = r.get("provider", "classic")
             if "makespan_s" not in r:
                 err = r.get("error", "error")
+                if "arm" in r:  # a run stopped at its timeout: what it had sent by then
+                    a = r["arm"]
+                    err += (
+                        f"; by then {a['reads']:,} reads / {a['writes']:,} writes / {a['polls']:,} polls, "
+                        f"{a.get('throttled_429', 0):,} × 429"
+                    )
                 lines.append(
                     f"| {row['vms']:,} | {r['engine']} | {provider} | {r['schedule']} | {err} |" + " |" * 13
                 )
@@ -307,7 +320,7 @@ def markdown(report: dict) -> str:
             failed = f"{r['units_failed']} ({r['units_failed_throttled']})" if "units_failed" in r else "–"
             lines.append(
                 f"| {row['vms']:,} | {r['engine']} | {provider} | {r['schedule']} | {r['makespan_s']:.1f} "
-                f"| {_bound_cell(r)} | {r['ratio']:.2f} | {r['own_ratio']:.2f} | {r['grid_ratio']:.2f} "
+                f"| {_bound_cell(r)} | {_ratio_cell(r)} | {r['own_ratio']:.2f} | {r['grid_ratio']:.2f} "
                 f"| {a['requests']:.1f} ({a['reads']:.1f} / {a['writes']:.1f} / {a['polls']:.1f}) "
                 f"| {r['arm'].get('throttled_429', '–')} | {failed} | {r['cpu_s'] / row['vms']:.3f} "
                 f"| {r['task_runs']:,} | {vis} "
