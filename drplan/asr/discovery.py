@@ -12,6 +12,9 @@ from drplan.asr.base import AsrBase, log
 from drplan.errors import NotFoundError, PreconditionError
 from drplan.observed import ItemRef, ItemState, RecoveryPoint
 
+#: up to this many items are read by one GET each (ASR lists a container in pages of 100)
+FEW_ITEMS = 8
+
 
 class DiscoveryMixin(AsrBase):
     def containers(self, *, vm: str = "(all)") -> list[tuple[str, str]]:
@@ -98,7 +101,11 @@ class DiscoveryMixin(AsrBase):
         return convert.item_state(model, ref)
 
     def item_states(self, refs: Sequence[ItemRef]) -> dict[str, ItemState]:
-        """States of many items, batched: one listing per container holding any of them."""
+        """States of many items, batched: one listing per container holding any of them; a few items (one
+        unit's members) by one GET each instead, so a unit's fresh read does not page through a large
+        container."""
+        if len(refs) <= FEW_ITEMS:
+            return {ref.vm: self.item_state(ref, operation="read item states") for ref in refs}
         by_container: dict[tuple[str, str], list[ItemRef]] = defaultdict(list)
         for ref in refs:
             by_container[(ref.fabric, ref.container)].append(ref)

@@ -102,6 +102,9 @@ class ProcessServer(_M):
 
 #: replicated disks one ASR replication appliance holds (modernized)
 DISKS_PER_APPLIANCE = 60
+#: what a generated estate puts on one appliance: headroom below the limit (a full appliance reports
+#: ApplianceDiskLimitReached, which a failback preflight refuses)
+GENERATED_DISKS_PER_APPLIANCE = 48
 #: how old a heartbeat (appliance component or mobility agent) may be before ASR treats it as stale
 STALE_HEARTBEAT = 900.0
 
@@ -521,13 +524,13 @@ def _modernized_site(plan: Plan) -> ModernizedSite:
 
 
 def _fill_appliances(vms: list[Vm], plan: Plan | None = None) -> list[Appliance]:
-    """Appliances for ``vms`` in plan order, each filled up to :data:`DISKS_PER_APPLIANCE` disks; they reach
-    the datastore the plan's ``modernized`` section names (besides datastore1/datastore2)."""
+    """Appliances for ``vms`` in plan order, each filled up to :data:`GENERATED_DISKS_PER_APPLIANCE` disks;
+    they reach the datastore the plan's ``modernized`` section names (besides datastore1/datastore2)."""
     wanted = plan.modernized.datastore if plan is not None else None
     appliances: list[Appliance] = []
-    used = DISKS_PER_APPLIANCE
+    used = GENERATED_DISKS_PER_APPLIANCE
     for v in vms:
-        if not appliances or used + v.disks > DISKS_PER_APPLIANCE:
+        if not appliances or used + v.disks > GENERATED_DISKS_PER_APPLIANCE:
             n = len(appliances)
             appliances.append(
                 Appliance(name=f"appliance-{n + 1:02d}", ip=f"10.0.{2 + n // 200}.{10 + n % 200}")
