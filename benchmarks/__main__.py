@@ -1,4 +1,5 @@
-"""``python -m benchmarks run ...``: the makespan benchmark (see benchmarks/README.md).
+"""``python -m benchmarks run ...``: the makespan benchmark; ``python -m benchmarks chaos``: kill -9,
+transient faults and two runs at once (see benchmarks/README.md).
 
 Other benchmarks run as modules: ``python -m benchmarks.compile_bench``,
 ``python -m benchmarks.vcenter_bench``, ``python -m benchmarks.sim_start``.
@@ -15,6 +16,12 @@ def main(argv: list[str] | None = None) -> None:
         print(__doc__.strip())
         print("\ncommands:\n  run    makespan: graph schedule vs wave barriers vs sequential (run --help)")
         print("  sim-start  drplan sim start --estate time-to-ready, 1,000-VM modernized estate (--help)")
+        print("  chaos  kill -9, transient faults, two runs at once, on a 50-VM plan (chaos --help)")
+        return
+    if argv[0] == "chaos":
+        from benchmarks.chaos import main as chaos
+
+        chaos(argv[1:])
         return
     if argv[0] == "sim-start":
         from benchmarks.sim_start import main as sim_start
