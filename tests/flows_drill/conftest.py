@@ -73,7 +73,6 @@ def external_sim(monkeypatch):
             monkeypatch.setenv("DRPLAN_SIM_ENDPOINT", sim.endpoint)
             monkeypatch.setenv("DRPLAN_SIM_CA_FILE", sim.ca_file)
             monkeypatch.setenv("DRPLAN_SIM_TOKEN", sim.token)
-            monkeypatch.setenv("DRPLAN_SIM_TOKEN", sim.token)
             return sim
 
         yield start
