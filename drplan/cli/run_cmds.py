@@ -66,8 +66,10 @@ def _run(
         for problem in exc.problems:
             err.print(problem, highlight=False, markup=False)
         raise typer.Exit(2) from None
-    except ValidationError as exc:  # a DRPLAN_* setting that is not valid
-        raise _fail_input(f"settings: {exc}") from None
+    except ValidationError as exc:  # a DRPLAN_* setting that is not valid: one line per setting
+        raise _fail_input(
+            "; ".join(f"DRPLAN_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        ) from None
     except (ValueError, OSError) as exc:
         raise _fail_input(str(exc)) from None
     _quiet_prefect_console()
