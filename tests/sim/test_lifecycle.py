@@ -96,8 +96,8 @@ def test_both_failover_directions_are_accepted_and_audited(sim, asr, tmp_path):
     recs = {r["vm"]: r for r in sim.audit.requests("unplannedFailover", outcome="accepted")}
     assert recs["web-01"]["direction"] == "PrimaryToRecovery"
     assert recs["db-01"]["direction"] == "RecoveryToPrimary"
-    # LatestTime: the newest point, whatever its kind (an app-consistent point replaces the crash point made at
-    # the same instant, so the newest one is app-consistent one time in twelve): made at most 5 minutes before
+    # LatestTime: the newest point, whatever its kind (an app-consistent point replaces the crash point
+    # made at the same instant, so the newest is app-consistent one time in twelve), at most 5 minutes old
     db = recs["db-01"]
     assert db["recovery_point"] and db["recovery_point_consistency"] in (
         "CrashConsistent",
