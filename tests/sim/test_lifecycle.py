@@ -175,7 +175,3 @@ def test_remote_routes_serve_clock_and_onprem_state(sim):
     ).json()
     assert state["connected"] and state["vms"]["WEB01"]["present"]
     assert requests.get(f"{sim.endpoint}/drplan-sim/clock", verify=sim.ca_file, timeout=10).status_code == 401
-
-
-def _when(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
