@@ -16,12 +16,7 @@ from azure.core.exceptions import AzureError
 from drplan.asr import convert
 from drplan.asr.base import AsrBase, log
 from drplan.asr.errors import map_error
-from drplan.asr.transport import (
-    DEFAULT_POOL_SIZE,
-    ClockRetryPolicy,
-    PooledRequestsTransport,
-    StaticTokenCredential,
-)
+from drplan.asr.transport import client_options
 from drplan.clock import REAL_CLOCK, Clock
 from drplan.errors import NotFoundError, PreconditionError
 from drplan.observed import ApplianceInfo, AzureVmState, ModernizedInfrastructure
@@ -46,29 +41,11 @@ def build_compute_client(
     as the Site Recovery client (:func:`drplan.asr.transport.build_sdk_client`)."""
     from azure.mgmt.compute import ComputeManagementClient
 
-    if credential is None:
-        if endpoint is not None:
-            credential = StaticTokenCredential("")  # as build_sdk_client: the caller passes the real one
-        else:
-            from azure.identity import DefaultAzureCredential
-
-            credential = DefaultAzureCredential()
     kwargs.pop("polling_interval", None)
-    if endpoint is not None:
-        kwargs["base_url"] = endpoint.rstrip("/")
-    if ca_file is not None:
-        kwargs["connection_verify"] = str(ca_file)
-    if "transport" not in kwargs:
-        kwargs["transport"] = PooledRequestsTransport(
-            pool_maxsize=pool_maxsize or DEFAULT_POOL_SIZE,
-            connection_verify=kwargs.get("connection_verify", True),
-        )
-    return ComputeManagementClient(
-        credential,
-        subscription_id,
-        retry_policy=ClockRetryPolicy(clock=clock, retry_total=retry_total),
-        **kwargs,
+    credential, kwargs = client_options(
+        endpoint, ca_file, credential, clock, retry_total=retry_total, pool_maxsize=pool_maxsize, **kwargs
     )
+    return ComputeManagementClient(credential, subscription_id, **kwargs)
 
 
 class ModernizedInfrastructureMixin(AsrBase):

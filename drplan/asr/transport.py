@@ -124,6 +124,26 @@ def build_sdk_client(
     answers 401).
     TLS verification always stays on; ``ca_file`` only changes which CA is trusted. HTTPS connections are
     pooled (``pool_maxsize``, default :data:`DEFAULT_POOL_SIZE`)."""
+    credential, kwargs = client_options(
+        endpoint, ca_file, credential, clock, retry_total=retry_total, pool_maxsize=pool_maxsize, **kwargs
+    )
+    return SiteRecoveryManagementClient(
+        credential, subscription_id, polling_interval=polling_interval, **kwargs
+    )
+
+
+def client_options(
+    endpoint: str | None,
+    ca_file: str | None,
+    credential: Any,
+    clock: Clock,
+    *,
+    retry_total: int = 6,
+    pool_maxsize: int | None = None,
+    **kwargs: Any,
+) -> tuple[Any, dict[str, Any]]:
+    """The credential and the client keyword arguments every drplan SDK client shares: endpoint, TLS (CA
+    file; verification always on), pooled transport and the transient-only retry policy on drplan's clock."""
     if credential is None:
         if endpoint is not None:
             credential = StaticTokenCredential("")
@@ -140,10 +160,5 @@ def build_sdk_client(
             pool_maxsize=pool_maxsize or DEFAULT_POOL_SIZE,
             connection_verify=kwargs.get("connection_verify", True),
         )
-    return SiteRecoveryManagementClient(
-        credential,
-        subscription_id,
-        retry_policy=ClockRetryPolicy(clock=clock, retry_total=retry_total),
-        polling_interval=polling_interval,
-        **kwargs,
-    )
+    kwargs["retry_policy"] = ClockRetryPolicy(clock=clock, retry_total=retry_total)
+    return credential, kwargs

@@ -3,42 +3,25 @@ the simulated estate (the real SDK over HTTPS), asserted from the simulator's au
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 
-from run_support import THREE_TIER, Bench
+from run_support import THREE_TIER, Bench, simulated
 
-from drplan.asr import AsrClient, StaticTokenCredential
 from drplan.observed import Phase
-from drplan.plan.graph import load_and_compile
 from drplan.recovery.phase import phase_of
 from drplan.reprotect_to_onprem.kind import REPROTECT_TO_ONPREM
-from drplan.sim import Estate, start_simulator
+from drplan.sim import Estate
 
 SPEED = 3000.0
 
 
-@contextmanager
 def modernized(
     phase: Phase, tweak: Callable[[Estate], None] | None = None, plan_path: Path = THREE_TIER
-) -> Iterator[Bench]:
-    plan, _ = load_and_compile(plan_path)
-    estate = Estate.from_plan(plan, phase=phase, provider="modernized")
-    if tweak:
-        tweak(estate)
-    with start_simulator(estate, speed=SPEED) as sim:
-        asr = AsrClient.for_vault(
-            plan.azure,
-            endpoint=sim.endpoint,
-            ca_file=sim.ca_file,
-            clock=sim.clock,
-            credential=StaticTokenCredential(sim.token),
-        )
-        try:
-            yield Bench(plan_path, sim, asr)
-        finally:
-            asr.close()
+) -> AbstractContextManager[Bench]:
+    """The plan's modernized estate in ``phase``, served over HTTPS (:func:`run_support.simulated`)."""
+    return simulated(plan_path, tweak, phase, speed=SPEED, provider="modernized")
 
 
 def test_reprotect_to_onprem_on_modernized_sends_rcm_inputs_and_waits_for_replication():
