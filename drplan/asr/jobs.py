@@ -8,7 +8,7 @@ from drplan.asr import convert
 from drplan.asr.base import AsrBase, Started, log
 from drplan.asr.errors import job_failure
 from drplan.errors import JobTimeout, NotFoundError
-from drplan.observed import ItemRef, Job, JobStatus
+from drplan.observed import ItemRef, ItemState, Job, JobStatus
 
 ACTIVE = (JobStatus.not_started, JobStatus.in_progress)
 
@@ -125,8 +125,23 @@ class JobsMixin(AsrBase):
         """
         state = self.item_state(ref)  # provided by DiscoveryMixin
         job = self._running(state.current_job, vm=ref.vm, operation="find in-flight job")
-        if job is not None:
-            return job
+        return job if job is not None else self._listed_inflight(ref)
+
+    def current(self, state: ItemState, *, operation: str) -> tuple[ItemState, Job | None]:
+        """The item's state to decide on and the job running on it.
+
+        When the job the item named has ended since the item was read, that read is stale (its phase is
+        from before the job's outcome): the item is read once more and the decision is taken on that.
+        """
+        vm = state.ref.vm
+        running = self._running(state.current_job, vm=vm, operation=operation)
+        if running is None and state.current_job:
+            state = self.item_state(state.ref, operation=operation)
+            running = self._running(state.current_job, vm=vm, operation=operation)
+        return state, running
+
+    def _listed_inflight(self, ref: ItemRef) -> Job | None:
+        """The active job the vault's job list shows for this item (one listing), if any."""
         active = "JobStatus eq 'NotStarted,InProgress'"
         for model in self._list(ref.vm, "find in-flight job", self._sdk.replication_jobs.list, filter=active):
             candidate = convert.job(model)

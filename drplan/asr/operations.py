@@ -88,10 +88,13 @@ class ItemOperationsMixin(InfrastructureMixin):
         why: str,
     ) -> Job | None:
         vm = state.ref.vm
-        running = self._running(state.current_job, vm=vm, operation=operation)
+        state, running = self.current(state, operation=operation)
         phase = phase_of(state)
         if running is None and phase is Phase.failback_in_progress and scenarios is FAILBACK_SCENARIOS:
-            running = self.inflight_job(state.ref)  # ASR shows a failback running but names no job
+            running = self._listed_inflight(state.ref)  # ASR shows a failback running but names no job
+            if running is None:  # it ended while we looked: decide on the item as it is now
+                state = self.item_state(state.ref, operation=operation)
+                phase = phase_of(state)
         if running is not None:
             if normalise(running.scenario) in scenarios:
                 return replace(running, reused=True)
@@ -415,7 +418,8 @@ class ItemOperationsMixin(InfrastructureMixin):
         op = "test failover"
 
         def decide(state: ItemState) -> Job | None:
-            if self._running(state.current_job, vm=ref.vm, operation=op) is None and _cleanup_pending(state):
+            state, running = self.current(state, operation=op)
+            if running is None and _cleanup_pending(state):
                 return _done("TestFailover", ref.vm)
             return self._decide(
                 state,
@@ -478,7 +482,7 @@ class ItemOperationsMixin(InfrastructureMixin):
         op = "test failover cleanup"
 
         def decide(state: ItemState) -> Job | None:
-            running = self._running(state.current_job, vm=ref.vm, operation=op)
+            state, running = self.current(state, operation=op)
             if running is not None and normalise(running.scenario) in CLEANUP_SCENARIOS:
                 return replace(running, reused=True)
             if running is not None:

@@ -212,7 +212,7 @@ def test_transient_faults_on_every_request_are_absorbed_without_a_duplicate_fail
 
         with simulated(tweak=flaky) as bench:
             run = bench.run(FAILBACK, commit=CommitPolicy.after_verification)
-            assert run.error is None, (seed, run.error)
+            assert run.error is None, f"seed {seed}: {run.error}"
             vms = [r["vm"] for r in _failbacks(bench.sim)]
             assert sorted(vms) == sorted(set(vms)) and len(vms) == 6, (seed, vms)
 
