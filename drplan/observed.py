@@ -318,6 +318,7 @@ class Job:
     reused: bool = (
         False  # True when drplan did not start this job now: it was already running, or already done
     )
+    poll_after: float | None = None  # a job just started: the Retry-After ASR gave for its first poll
 
     @property
     def done(self) -> bool:

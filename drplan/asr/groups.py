@@ -48,17 +48,20 @@ class GroupsMixin(AsrBase):
             except AsrError as err:
                 failures.append(err)
         if wait:
-            deadline = self.clock.monotonic() + (self.job_timeout if timeout is None else timeout)
+            started = self.clock.monotonic()
+            deadline = started + (self.job_timeout if timeout is None else timeout)
             for ref in refs:
                 job = jobs.get(ref.vm)
                 if job is None or job.done or not job.name or job.state is JobStatus.suspended:
                     continue
+                since = self.clock.monotonic() - started
                 try:
                     done = self.wait_job(
                         job.name,
                         deadline,
                         vm=ref.vm,
                         operation=operation,
+                        first_delay=max(0.0, job.poll_after - since) if job.poll_after else None,
                         check=True,
                         accept_suspended=accept_suspended,
                     )
@@ -151,8 +154,10 @@ class GroupsMixin(AsrBase):
         if not wait or not job.name or job.done and job.state is JobStatus.succeeded:
             return job
         try:
-            done = self.wait_job(job.name, timeout=timeout, vm=label, operation=op, check=True)
-        except JobTimeout:
+            done = self.wait_job(
+                job.name, timeout=timeout, vm=label, operation=op, first_delay=job.poll_after, check=True
+            )
+        except (JobTimeout, TransientError):  # still running, or not known: a retry awaits it again
             raise
         except AsrError as err:
             phases = {vm: phase_of(s) for vm, s in self.item_states(refs).items()}

@@ -33,8 +33,14 @@ class JobsMixin(AsrBase):
         if isinstance(result, Started):
             if result.job is None:  # answered 200: finished synchronously
                 return Job(name="", scenario=scenario, state=JobStatus.succeeded, target=target)
-            if not wait:
-                return self.get_job(result.job, vm=vm, operation=operation)
+            if not wait:  # ASR just accepted it: not read back (the caller polls after ``poll_after``)
+                return Job(
+                    name=result.job,
+                    scenario=scenario,
+                    state=JobStatus.not_started,
+                    target=target,
+                    poll_after=result.retry_after,
+                )
             name, first_delay = result.job, result.retry_after
         else:
             if result.done or not wait or not result.name:

@@ -18,7 +18,7 @@ from azure.mgmt.recoveryservicessiterecovery import models as m
 from drplan.asr.base import log
 from drplan.asr.operations import ItemOperationsMixin
 from drplan.asr.rcm_infrastructure import ModernizedInfrastructureMixin
-from drplan.errors import AgentNotInstalledError, AsrError, JobTimeout, PreconditionError
+from drplan.errors import AgentNotInstalledError, AsrError, JobTimeout, PreconditionError, TransientError
 from drplan.observed import ItemRef, ItemState, Job, JobStatus, Phase
 from drplan.recovery import preconditions
 from drplan.recovery.phase import (
@@ -119,8 +119,10 @@ class RcmOperationsMixin(ModernizedInfrastructureMixin, ItemOperationsMixin):
         if not wait or not job.name or job.done and job.state is JobStatus.succeeded:
             return job
         try:
-            done = self.wait_job(job.name, timeout=timeout, vm=ref.vm, operation=op, check=True)
-        except JobTimeout:
+            done = self.wait_job(
+                job.name, timeout=timeout, vm=ref.vm, operation=op, first_delay=job.poll_after, check=True
+            )
+        except (JobTimeout, TransientError):  # still running, or not known: a retry awaits it again
             raise
         except AsrError as err:
             raise self._failed_failback(ref, op, job.name, err, timeout=timeout) from None

@@ -217,3 +217,27 @@ def test_a_forward_drill_into_an_azure_network_is_checked_through_compute(simula
     client.test_failover_cleanup(ref)
     assert not client.azure_vm("app-01-test").exists
     client.close()
+
+
+@pytest.mark.parametrize("group", [False, True])
+def test_a_planned_failback_is_first_polled_after_the_retry_after_asr_gave(simulate, group):
+    """Not at once and then a whole polling interval later: a failback of minutes took at least the
+    interval (10 s in production, an hour here) and one poll more."""
+    from asr_helpers import SteppingClock
+
+    sim = simulate(rcm_estate(phase=Phase.reprotected_to_onprem))
+    clock = SteppingClock(sim.clock)
+    client = client_for(sim, clock=clock, polling_interval=3600)
+    refs = client.discover(["db-01", "db-02"])
+    started = sim.clock.monotonic()
+    sim.reset_counts()
+    if group:
+        jobs = client.failback_group(
+            "db", list(refs.values()), mode=GroupFailbackMode.recovery_plan, point_type="LatestTag"
+        )
+        job = jobs["db-01"]
+    else:
+        job = client.planned_failback(refs["db-01"], "CrashConsistent")
+    assert job.state is JobStatus.succeeded
+    assert sim.clock.monotonic() - started < 3600, clock.sleeps
+    assert 1 <= sim.request_counts[("GET", "ReplicationJobs_Get")] <= 2, sim.request_counts
