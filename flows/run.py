@@ -118,7 +118,7 @@ class PrefectOrchestrator:
     def run(self, ctx: RunContext, plan: RunPlan, steps: Mapping[str, Step]) -> None:
         def submit(step: PlannedStep, handles: dict[StepKey, PrefectFuture]) -> PrefectFuture:
             upstream = [edge(handles[u]) for u in step.upstream]
-            task = for_node(step.kind, step.node, step_tags(ctx, step.kind, step.node))
+            task = for_node(step.kind, step.node, step_tags(step.kind))
             return task.submit(step.node, wait_for=upstream)
 
         futures = schedule(plan, submit, self.cap)
