@@ -7,6 +7,7 @@ from typing import Any
 from drplan.asr.discovery import DiscoveryMixin
 from drplan.asr.groups import GroupsMixin
 from drplan.asr.jobs import JobsMixin
+from drplan.asr.pacing import RequestPacing, hooks
 from drplan.asr.rcm_infrastructure import build_compute_client
 from drplan.asr.rcm_operations import RcmOperationsMixin
 from drplan.asr.recovery_plans import RecoveryPlanMixin
@@ -22,6 +23,9 @@ class AsrClient(DiscoveryMixin, JobsMixin, RcmOperationsMixin, RecoveryPlanMixin
     (:func:`~drplan.recovery.phase.phase_of`): work already done is not issued again, a job already running
     is awaited. Errors are :mod:`drplan.errors` types whose messages name the VM and the operation.
     """
+
+    #: the pacing at ARM's request budget that both SDK clients of the vault share
+    pacing: RequestPacing | None = None
 
     @classmethod
     def for_vault(
@@ -49,6 +53,8 @@ class AsrClient(DiscoveryMixin, JobsMixin, RcmOperationsMixin, RecoveryPlanMixin
         the item-level failback direction (default: the plan's ``azure.failback_direction``, PowerShell's
         ``PrimaryToRecovery``); ``plan_direction`` the recovery-plan one (PowerShell's ``RecoveryToPrimary``).
         """
+        # one budget: both clients share one pacing (which also runs the client-wide raw hooks)
+        client_kwargs.setdefault("pacing", RequestPacing(clock=clock, **hooks(client_kwargs)))
         sdk = build_sdk_client(
             azure.subscription_id,
             endpoint=endpoint,
@@ -70,6 +76,7 @@ class AsrClient(DiscoveryMixin, JobsMixin, RcmOperationsMixin, RecoveryPlanMixin
             direction=direction or azure.failback_direction,
             plan_direction=plan_direction,
         )
+        client.pacing = client_kwargs["pacing"]
         client._compute_factory = lambda: build_compute_client(
             azure.subscription_id,
             endpoint=endpoint,

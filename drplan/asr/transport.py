@@ -12,6 +12,7 @@ from azure.core.pipeline.transport._requests_basic import BiggerBlockSizeHTTPAda
 from azure.mgmt.core.polling.arm_polling import ARMPolling
 from azure.mgmt.recoveryservicessiterecovery import SiteRecoveryManagementClient
 
+from drplan.asr.pacing import RequestPacing, hooks
 from drplan.clock import REAL_CLOCK, Clock
 
 TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
@@ -143,7 +144,8 @@ def client_options(
     **kwargs: Any,
 ) -> tuple[Any, dict[str, Any]]:
     """The credential and the client keyword arguments every drplan SDK client shares: endpoint, TLS (CA
-    file; verification always on), pooled transport and the transient-only retry policy on drplan's clock."""
+    file; verification always on), pooled transport, the transient-only retry policy on drplan's clock and
+    the pacing at ARM's request budget (``pacing``: a :class:`~drplan.asr.pacing.RequestPacing` to share)."""
     if credential is None:
         if endpoint is not None:
             credential = StaticTokenCredential("")
@@ -161,4 +163,7 @@ def client_options(
             connection_verify=kwargs.get("connection_verify", True),
         )
     kwargs["retry_policy"] = ClockRetryPolicy(clock=clock, retry_total=retry_total)
+    # after the retry policy, so every attempt waits its turn at ARM's bucket (the same pacing for every
+    # client of the vault: they spend one subscription's budget)
+    kwargs["custom_hook_policy"] = kwargs.pop("pacing", None) or RequestPacing(clock=clock, **hooks(kwargs))
     return credential, kwargs
