@@ -24,10 +24,12 @@ class AsrError(DrplanError):
 
 
 class TransientError(AsrError):
-    """Throttling or a server-side hiccup (429/5xx): safe to retry, after ``retry_after`` s if known."""
+    """Throttling or a server-side hiccup (429/5xx): safe to retry, after ``retry_after`` s if known.
+    ``throttled``: a 429, which ASR refused before doing anything."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None, **kw):
+    def __init__(self, message: str, *, retry_after: float | None = None, throttled: bool = False, **kw):
         self.retry_after = retry_after
+        self.throttled = throttled
         super().__init__(message, **kw)
 
 

@@ -10,7 +10,7 @@ from azure.core.exceptions import AzureError
 
 from drplan.asr.convert import job_name_from_location
 from drplan.asr.errors import map_error
-from drplan.asr.transport import BoundedARMPolling
+from drplan.asr.transport import THROTTLE_RETRIES, BoundedARMPolling
 from drplan.clock import REAL_CLOCK, Clock
 from drplan.errors import OperationInProgressError, TransientError
 from drplan.observed import Job
@@ -152,28 +152,37 @@ class AsrBase:
     ) -> Started | Job:
         """Send a write at most once per landed effect.
 
-        A transient failure (429/5xx, connection) leaves it unknown whether ASR acted, so before re-sending,
+        A transient failure (5xx, connection) leaves it unknown whether ASR acted, so before re-sending,
         ``recheck`` reads the item's phase again: if the action is now running or done, that job is returned
-        instead of sending a second write.
+        instead of sending a second write. A 429 was refused before anything was done: it is sent again after
+        the ``Retry-After``, up to :data:`~drplan.asr.transport.THROTTLE_RETRIES` times.
         """
-        for attempt in range(1, WRITE_ATTEMPTS + 1):
+        attempt, throttled = 1, 0
+        while True:
             try:
                 return send()
             except OperationInProgressError as err:  # another job runs on the item: this write did nothing
                 if attempt == WRITE_ATTEMPTS:
                     raise
+                attempt += 1
                 log.warning("%s; reading the item again to await that job", err)
                 landed = recheck()
                 if landed is not None:
                     return landed
                 self.clock.sleep(max(self.polling_interval, 1.0))
             except TransientError as err:
+                if err.throttled and throttled < THROTTLE_RETRIES:  # refused before anything was done
+                    throttled += 1
+                    delay = err.retry_after or 2.0
+                    log.info("%s of %s throttled by ARM (429): sending again in %ss", operation, vm, delay)
+                    self.clock.sleep(delay)
+                    continue
                 if attempt == WRITE_ATTEMPTS:
                     raise
                 delay = min(err.retry_after or 2.0**attempt, max(self.polling_interval, 1.0) * 6)
+                attempt += 1
                 log.warning("%s; checking whether it landed, then retrying in %ss", err, delay)
                 self.clock.sleep(delay)
                 landed = recheck()
                 if landed is not None:
                     return landed
-        raise AssertionError("unreachable")

@@ -140,6 +140,7 @@ def map_error(exc: BaseException, *, vm: str, operation: str) -> AsrError:
         return TransientError(
             f"{where} hit a transient ASR error (HTTP {status}): {detail}",
             retry_after=_retry_after(exc),
+            throttled=status == 429,
             **kw,
         )
     if status == 409 and "inprogress" in code.lower():

@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from azure.core.credentials import AccessToken
-from azure.core.pipeline.policies import RetryPolicy
+from azure.core.pipeline.policies import RequestHistory, RetryPolicy
 from azure.core.pipeline.transport import RequestsTransport
 from azure.core.pipeline.transport._requests_basic import BiggerBlockSizeHTTPAdapter
 from azure.mgmt.core.polling.arm_polling import ARMPolling
@@ -16,6 +16,9 @@ from drplan.asr.pacing import RequestPacing, hooks
 from drplan.clock import REAL_CLOCK, Clock
 
 TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+#: 429s a read may meet before it fails, each after ARM's Retry-After (apart from the retry budget of
+#: other transient errors): a large run waits out ARM's throttling rather than failing a unit on it
+THROTTLE_RETRIES = 30
 
 
 #: kept-alive HTTPS connections per host (urllib3's default is 10): at least the run's task-pool bound, so
@@ -70,6 +73,23 @@ class ClockRetryPolicy(RetryPolicy):
         kwargs.setdefault("retry_backoff_max", 60)
         super().__init__(**kwargs)
         self._clock = clock
+
+    def configure_retries(self, options: dict[str, Any]) -> dict[str, Any]:
+        settings = super().configure_retries(options)
+        settings["throttled"] = THROTTLE_RETRIES if settings["total"] > 0 else 0
+        return settings
+
+    def increment(self, settings, response=None, error=None) -> bool:
+        """A 429 of a retried request draws on its own budget (:data:`THROTTLE_RETRIES`), not on
+        ``retry_total``: ARM refused it before doing anything, and said when to come back."""
+        status = getattr(getattr(response, "http_response", None), "status_code", None)
+        if error is None and status == 429 and settings["throttled"] > 0:
+            settings["throttled"] -= 1
+            settings["history"].append(
+                RequestHistory(response.http_request, http_response=response.http_response)
+            )
+            return True
+        return super().increment(settings, response=response, error=error)
 
     def is_retry(self, settings, response) -> bool:
         if response.http_response.status_code not in TRANSIENT_STATUS:

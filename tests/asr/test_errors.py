@@ -6,6 +6,7 @@ import pytest
 from asr_helpers import accepted, client_for, make_estate
 
 from drplan.asr import AsrClient, StaticTokenCredential
+from drplan.asr.transport import THROTTLE_RETRIES
 from drplan.errors import (
     AgentNotInstalledError,
     AsrError,
@@ -74,7 +75,7 @@ def test_404_wrong_vault_is_not_found(simulate):
         client.discover(["app-01"])
 
 
-def test_429_is_retried_honouring_retry_after_then_reported_as_transient(simulate):
+def test_429_is_retried_honouring_retry_after_on_its_own_budget_then_reported_as_transient(simulate):
     sim = simulate(make_estate(["app-01"]))
     client = client_for(sim, retry_total=2)
     ref = client.discover(["app-01"])["app-01"]
@@ -82,7 +83,9 @@ def test_429_is_retried_honouring_retry_after_then_reported_as_transient(simulat
     sim.reset_counts()
     with pytest.raises(TransientError, match="read item state of VM app-01 hit a transient ASR error") as err:
         client.item_state(ref)
-    assert err.value.retry_after == 1.0 and sim.request_counts[GET_ITEM] == 3  # first try + 2 retries
+    # first try + THROTTLE_RETRIES for the 429s (ARM refused them unseen) + the 2 of retry_total
+    assert err.value.retry_after == 1.0 and sim.request_counts[GET_ITEM] == 1 + THROTTLE_RETRIES + 2
+    assert err.value.throttled
     sim.estate.faults.rate_429 = 0.0
     assert client.item_state(ref).friendly_name == "app-01"
 

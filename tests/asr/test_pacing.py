@@ -63,3 +63,12 @@ def test_one_pacing_for_both_clients_of_a_vault(simulate):
     client = client_for(sim)
     assert client.sdk._config.custom_hook_policy is client.pacing
     assert client._compute()._config.custom_hook_policy is client.pacing
+
+
+def test_a_read_waits_out_more_429s_than_the_retry_budget_of_other_errors(simulate):
+    # ten threads after one token every 20 simulated seconds (0.2 s of wall time): the last read is
+    # refused some nine times, each time told to come back later; every read gets its answer
+    sim = simulate(_throttled(burst=1, per_second=0.05), speed=100)
+    client = client_for(sim, clock=sim.clock, retry_total=6)
+    assert _read_fabrics(client, 10, threads=10) == ["vmware-fabric"] * 10
+    assert sim.throttle.admitted["reads"] == 10 and sim.throttle.throttled["reads"] > 20
