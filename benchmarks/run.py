@@ -169,6 +169,8 @@ def bench_scale(n: int, args, workdir: Path, engines: list[Engine]) -> dict:
         for provider, schedule in ((p, s) for p in args.providers for s in schedules):
             if schedule == "sequential" and n > args.sequential_max:
                 continue
+            if schedule == "wave" and n > args.wave_max:
+                continue
             label = f"{engine}-{provider}-{schedule}"
             wl_json = scale_dir / f"workload-{provider}.json"
             wl_json.write_text(
@@ -379,6 +381,12 @@ def main(argv: list[str] | None = None) -> dict:
         action="store_true",
         default=os.environ.get("DRPLAN_BENCH_PG") == "1",
         help="also run on a Prefect server backed by PostgreSQL (env DRPLAN_BENCH_PG=1)",
+    )
+    parser.add_argument(
+        "--wave-max",
+        type=int,
+        default=10**9,
+        help="skip the wave-barrier schedule above this many VMs (its bound is still shown)",
     )
     parser.add_argument("--pg-scales", default="1000")
     parser.add_argument("--pg-schedules", default="graph")
