@@ -138,6 +138,20 @@ def failed_units(rows: list[dict]) -> tuple[list[str], list[str]]:
     return failed, throttled
 
 
+def failed_in_message(message: str) -> tuple[list[str], list[str]]:
+    """The same two lists from a failed run's ``RunFailed`` message (its lines ``failed  UNIT: error``), for
+    a flow that raised instead of returning its report rows."""
+    failed, throttled = set(), set()
+    for line in message.splitlines():
+        words = line.split(None, 2)
+        if len(words) >= 2 and words[0] == "failed" and words[1].endswith(":"):
+            unit = words[1][:-1]
+            failed.add(unit)
+            if any(mark in line.lower() for mark in THROTTLE_MARKS):
+                throttled.add(unit)
+    return sorted(failed), sorted(throttled)
+
+
 def _span(rows: list[dict]) -> float | None:
     starts = [r["failback_start"] for r in rows if r.get("failback_start")]
     ends: list[str] = [
@@ -200,7 +214,7 @@ def main(argv: list[str] | None = None) -> None:
     visible, visible_after = wait_visible(flow_run_id, expected, args.visibility_timeout)
     children = psutil.Process().children(recursive=True)
     server_rss = max((peak_rss_mb(c.pid) or 0 for c in children), default=0) or None
-    failed, throttled = failed_units(rows)
+    failed, throttled = failed_units(rows) if rows else failed_in_message(str(result))
     out = {
         "units_failed": len(failed),
         "units_failed_throttled": len(throttled),

@@ -3,7 +3,7 @@ units a run lost to throttling (no flow run: these are the pure functions the ha
 
 from __future__ import annotations
 
-from benchmarks.orchestrate import failed_units
+from benchmarks.orchestrate import failed_in_message, failed_units
 from benchmarks.run import budget_bound, classify
 
 
@@ -40,3 +40,15 @@ def test_units_failed_by_throttling_are_told_from_other_failures():
         {"unit": "d", "status": "failed-back"},
     ]
     assert failed_units(rows) == (["b", "c"], ["b"])
+
+
+def test_a_run_that_raised_is_counted_from_its_message():
+    """A failed flow returns no report rows: its RunFailed message names the failed units (seen at 1,000 VMs:
+    the table said 0 failed for a run that failed two units on a 429)."""
+    message = (
+        "failback of plan synth did not complete: 2 failed, 1 skipped\n"
+        "  failed  rg-0033: read item states of VM vm-0158 hit a transient ASR error (HTTP 429): throttled\n"
+        "  failed  vm-0001: failback of VM vm-0001 refused: protection is disabled\n"
+        "  skipped vm-0002: dependency vm-0001 failed"
+    )
+    assert failed_in_message(message) == (["rg-0033", "vm-0001"], ["rg-0033"])
