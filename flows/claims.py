@@ -12,10 +12,13 @@ Two layers, both taken before the targets are opened:
   - on this host, in a registry of claims (``DRPLAN_LOCK_DIR``, default ``~/.drplan/drplan-locks``: one for
     every Prefect home) whose entries live only as long as the ``flock`` their run holds;
   - on the Prefect server the run reports to: one global concurrency limit of one slot per VM, all taken in
-    one atomic request with a lease held by the flow run and renewed while it lives. The flow run carries a
-    ``drplan-claim:<vm key>`` tag per VM and ``drplan-lease:<id>``, so a refused run names the holder, and a
-    holder whose flow run ended (Crashed, Failed, Cancelled, Completed) has its lease released by the next
-    run. A killed process's lease also expires by itself (:data:`LEASE_SECONDS` after its last renewal).
+    one atomic request with a lease held by the flow run and renewed while it lives. The flow run carries
+    ``drplan-claim:NN`` tags (its VMs' keys hashed into :data:`CLAIM_BUCKETS` buckets: a few dozen tags at
+    most, as Prefect relates one resource per tag to every state change and refuses more than 100) and
+    ``drplan-lease:<id>``, so a refused run finds and names the holder (the VMs held are read from the
+    limits), and a holder whose flow run ended (Crashed, Failed, Cancelled, Completed) has its lease released
+    by the next run. A killed process's lease also expires by itself (:data:`LEASE_SECONDS` after its last
+    renewal).
 
 A run against the embedded simulator (``--simulate``) claims no VMs: its estate is its own.
 """
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -59,6 +63,7 @@ FINAL = {StateType.COMPLETED, StateType.FAILED, StateType.CANCELLED, StateType.C
 #: a server-side claim outlives its run's last renewal by at most this long (Prefect's minimum is 60 s)
 LEASE_SECONDS = 120.0
 CLAIM_TAG = "drplan-claim:"
+CLAIM_BUCKETS = 32
 LEASE_TAG = "drplan-lease:"
 _BANNED = re.compile(r"[/%&<>\s]")
 
@@ -80,7 +85,11 @@ class VmClaim:
 
     @property
     def tag(self) -> str:
-        return CLAIM_TAG + self.key
+        """The flow run's tag for this claim: one of :data:`CLAIM_BUCKETS` (a hash of the key), so that a
+        run of a thousand VMs carries a few dozen tags: Prefect refuses a flow run's state change (HTTP 500)
+        whose event relates more than 100 resources, one per tag."""
+        bucket = int(hashlib.sha256(self.key.encode()).hexdigest(), 16) % CLAIM_BUCKETS
+        return f"{CLAIM_TAG}{bucket:02d}"
 
 
 def vm_claims(plan: Plan, target: str) -> list[VmClaim]:
@@ -366,10 +375,10 @@ class ServerClaims:
     def _take_over_or_refuse(self, client, superseded: Iterable[str]) -> None:
         """Release the leases of holders whose flow runs ended (or whose process on this host died); raise
         :class:`PlanBusy` naming a holder that is still running."""
-        mine = {c.tag: c.vm for c in self.claims}
+        mine = {c.tag for c in self.claims}
         superseded = set(superseded)
         holders = client.read_flow_runs(
-            flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(any_=list(mine)))
+            flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(any_=sorted(mine)))
         )
         released = False
         blocking = []
@@ -390,14 +399,18 @@ class ServerClaims:
                     released = True
             _drop_lease_tags(client, other)
         if blocking:
+            held = _held(client, self.claims) or [c.vm for c in self.claims]
+
+            def who(run) -> str:
+                plan = next((t.split(":", 1)[1] for t in run.tags if t.startswith("drplan-plan:")), "?")
+                state = run.state_name or run.state_type
+                return f"flow run {run.name} ({run.id}) of plan {plan}, which is {state}"
+
             other = blocking[0]
-            vms = [mine[t] for t in other.tags if t in mine]
-            plan = next((t.split(":", 1)[1] for t in other.tags if t.startswith("drplan-plan:")), "?")
-            state = other.state_name or other.state_type
+            holder = who(other) if len(blocking) == 1 else "one of " + "; ".join(who(r) for r in blocking)
             raise PlanBusy(
-                f"VM {_vm_list(vms)} is already claimed on the Prefect server by flow run {other.name} "
-                f"({other.id}) of plan {plan}, which is {state}; wait for it to finish or cancel it "
-                f"(prefect flow-run cancel {other.id})"
+                f"VM {_vm_list(held)} is already claimed on the Prefect server by {holder}; wait for it to "
+                f"finish or cancel it (prefect flow-run cancel {other.id})"
             )
         if not released:
             raise PlanBusy(
@@ -428,6 +441,21 @@ class ServerClaims:
                 with contextlib.suppress(Exception):
                     get_run_logger().warning("could not release this run's VM claims (they lapse): %s", exc)
             self.lease_id = None
+
+
+def _held(client, claims: list[VmClaim]) -> list[str]:
+    """The VMs among ``claims`` whose limit has its slot taken (the server's list of limits, page by page)."""
+    by_name = {c.limit: c.vm for c in claims}
+    held: list[str] = []
+    with contextlib.suppress(Exception):  # only the message loses its precision
+        offset = 0
+        while True:
+            page = client.read_global_concurrency_limits(limit=200, offset=offset)
+            held += [by_name[lim.name] for lim in page if lim.name in by_name and lim.active_slots > 0]
+            if len(page) < 200:
+                break
+            offset += 200
+    return held
 
 
 def _drop_lease_tags(client, run) -> None:

@@ -14,7 +14,7 @@ from failback_support import PLANNED, THREE_TIER
 from drplan.plan.graph import load_and_compile
 from drplan.run.host_lock import PlanBusy
 from drplan.settings import Settings
-from flows.claims import HostClaims, ServerClaims, claim_target, vm_claims
+from flows.claims import CLAIM_BUCKETS, HostClaims, ServerClaims, VmClaim, claim_target, vm_claims
 
 PLAN, _ = load_and_compile(THREE_TIER)
 VMS = [v.name for v in PLAN.vms]
@@ -167,3 +167,25 @@ def test_server_claims_refuse_name_the_holder_and_are_taken_over_after_it_crashe
         c.claim()  # the crashed holder's lease is released and the claim taken over
         assert c.lease_id is not None
         c.release()
+
+
+def test_a_thousand_vm_claim_leaves_the_flow_run_few_tags_and_its_state_settable(prefect_api):
+    """Seen at 1,000 VMs: one tag per VM made the flow run's final state change fail with HTTP 500 (Prefect's
+    event relates one resource per tag, at most 100): the run could not end."""
+    from prefect.client.orchestration import get_client
+    from prefect.states import Completed, Running
+
+    target = f"sim@test-{uuid.uuid4().hex[:8]}"
+    claims = [VmClaim(f"{target}:sub:rg:vault:vm-{i:04d}", f"vm-{i:04d}") for i in range(1000)]
+    with get_client(sync_client=True) as client:
+        run, other = _flow_run(client, "big-run"), _flow_run(client, "other-big-run")
+        for r in (run, other):
+            client.set_flow_run_state(r.id, Running(), force=True)
+        held = ServerClaims(str(run.id), claims)
+        held.claim()
+        tags = client.read_flow_run(run.id).tags
+        assert 1 <= sum(t.startswith("drplan-claim:") for t in tags) <= CLAIM_BUCKETS
+        with pytest.raises(PlanBusy, match=r"VM vm-0998, vm-0999 is already claimed .* by flow run big-run"):
+            ServerClaims(str(other.id), claims[998:]).claim()
+        held.release()
+        assert client.set_flow_run_state(run.id, Completed(), force=True).status.value == "ACCEPT"
