@@ -298,9 +298,11 @@ def concurrent_runs(bench: Bench) -> dict:
     """A run in flight (its first units' failbacks take 20 s at least); meanwhile, all at once: a renamed
     copy, the same plan from another PREFECT_HOME, then also with another lock dir (as if from another
     host), and both."""
-    copy = bench.workdir / "renamed-copy.yaml"
-    data = dict(bench.workload.data, name=f"{bench.workload.data['name']}-copy")
-    bench.workload.write_plan(copy, data)
+    # two renamed copies: run at once under one name, each could meet the other's brief active run in the API
+    # (refused there, before reaching the VM claims this case is about)
+    copy, copy2 = bench.workdir / "renamed-copy.yaml", bench.workdir / "renamed-copy-2.yaml"
+    bench.workload.write_plan(copy, dict(bench.workload.data, name=f"{bench.workload.data['name']}-copy"))
+    bench.workload.write_plan(copy2, dict(bench.workload.data, name=f"{bench.workload.data['name']}-copy-2"))
     sim = bench.sim("concurrent", min_failback=20.0)  # the first run stays in flight meanwhile
     cases = {}
     try:
@@ -318,7 +320,7 @@ def concurrent_runs(bench: Bench) -> dict:
                 ("renamed copy of the plan, same host", copy, {}),
                 ("another PREFECT_HOME, same server and host", None, {"home": other_home}),
                 ("another PREFECT_HOME and lock dir (as if another host), same server", None, other),
-                ("renamed copy from another PREFECT_HOME and lock dir, same server", copy, other),
+                ("renamed copy from another PREFECT_HOME and lock dir, same server", copy2, other),
             )
         ]
         for name, (second, second_log, t0) in started:

@@ -46,10 +46,18 @@ def format_duration(seconds: float) -> str:
     return out or "0s"
 
 
+def _dump_duration(seconds: float) -> str:
+    """How a duration is written back (plans, estate files): ``1h30m``, or ``0.25s`` when not whole seconds
+    (rounding would change what an estate simulates: a 0.2 s boot written as ``0s``)."""
+    if float(seconds).is_integer():
+        return format_duration(seconds)
+    return f"{round(float(seconds), 3)}s"
+
+
 Duration = Annotated[
     float,
     BeforeValidator(parse_duration),
-    PlainSerializer(format_duration, return_type=str),
+    PlainSerializer(_dump_duration, return_type=str),
     WithJsonSchema(
         {
             "anyOf": [

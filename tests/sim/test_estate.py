@@ -27,6 +27,19 @@ def test_yaml_round_trip_keeps_everything():
     assert again.model_dump() == est.model_dump()
 
 
+def test_sub_second_durations_survive_the_yaml_round_trip():
+    """The chaos benchmark writes its estate to YAML: a 0.2 s boot was written as ``0s`` (VMs booted at
+    once, while the harness expected 0.2 s, and flagged a commit 0.15 s after the failback as early)."""
+    from drplan.sim.estate import VmDurations
+
+    est = small_estate()
+    est.vm("web-01").durations = VmDurations(failback=0.437, boot=0.2, commit=5400)
+    text = est.to_yaml()
+    assert "boot: 0.2s" in text and "commit: 1h30m" in text
+    again = Estate.from_yaml_text(text).vm("web-01").durations
+    assert (again.failback, again.boot, again.commit) == (0.437, 0.2, 5400.0)
+
+
 def test_from_plan_takes_names_groups_and_master_targets():
     plan = load_plan(ROOT / "plans/erp-mixed.yaml")
     first = plan.vms[0].name
