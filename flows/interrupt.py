@@ -27,6 +27,7 @@ MESSAGE = (
     "Re-run the same command to continue from ASR's state."
 )
 EXIT_INTERRUPTED = 1
+CLEAN_UP_SECONDS = 3.0  # at most this long for the caller's clean-up before the process exits
 
 
 class Interrupted(Exception):
@@ -76,8 +77,15 @@ def stop(on_interrupt: Callable[[], object] = lambda: None, *, grace: float = 1.
     """Say it, silence the rest, clean up, end the children, exit. Further signals are ignored meanwhile."""
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_IGN)
-    with contextlib.suppress(Exception):
-        on_interrupt()
+
+    def clean_up() -> None:
+        with contextlib.suppress(Exception):
+            on_interrupt()
+
+    # bounded: the caller's clean-up talks to a terminal and an API, either of which may hang; exit regardless
+    worker = threading.Thread(target=clean_up, name="drplan-interrupt", daemon=True)
+    worker.start()
+    worker.join(CLEAN_UP_SECONDS)
     with contextlib.suppress(Exception):
         sys.stderr.write("\n" + MESSAGE + "\n")
         sys.stderr.flush()
