@@ -45,12 +45,16 @@ def guard(on_interrupt: Callable[[], object] = lambda: None, *, grace: float = 1
         yield
         return
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    # Python leaves SIGINT ignored when the process started with it ignored (a shell's background job, nohup,
+    # some CI runners): Ctrl-C or kill -INT would then do nothing at all
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         yield
     except KeyboardInterrupt:
         stop(on_interrupt, grace=grace)
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
 
 
 def run_interruptibly(fn: Callable[[], T], on_interrupt: Callable[[], object] = lambda: None) -> T:

@@ -57,14 +57,23 @@ def run_cli(*args: str, env: dict[str, str], timeout: float = 240.0) -> subproce
 class Terminal:
     """A command in a pseudo-terminal of 80x24, in its own process group (as a shell's foreground job)."""
 
-    def __init__(self, args: list[str], env: dict[str, str]):
+    def __init__(self, args: list[str], env: dict[str, str], *, sigint_ignored: bool = False):
         import fcntl
+        import signal
         import termios
 
         master, slave = pty.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
         self.proc = subprocess.Popen(
-            args, cwd=ROOT, env=env, stdin=slave, stdout=slave, stderr=slave, start_new_session=True
+            args,
+            cwd=ROOT,
+            env=env,
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            start_new_session=True,
+            # as a shell's background job or nohup starts it: SIGINT inherited ignored
+            preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None,
         )
         os.close(slave)
         self.master = master
@@ -119,8 +128,8 @@ class Terminal:
 def terminal() -> Iterator[Callable[..., Terminal]]:
     opened: list[Terminal] = []
 
-    def open_(*args: str, env: dict[str, str]) -> Terminal:
-        t = Terminal([DRPLAN, *args], env)
+    def open_(*args: str, env: dict[str, str], sigint_ignored: bool = False) -> Terminal:
+        t = Terminal([DRPLAN, *args], env, sigint_ignored=sigint_ignored)
         opened.append(t)
         return t
 

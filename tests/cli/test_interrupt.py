@@ -36,8 +36,17 @@ def _stopped_cleanly(term, pids: list[int], elapsed: float) -> None:
     assert not [p for p in pids if _alive(p)], "a child process outlived the command"
 
 
-def test_ctrl_c_at_the_commit_gate_stops_within_5_seconds(terminal, tmp_path):
-    term = terminal("failback", "plans/three-tier.yaml", "--simulate", env=cli_env(tmp_path))
+@pytest.mark.parametrize("sigint_ignored", [False, True], ids=["foreground", "started-with-sigint-ignored"])
+def test_ctrl_c_at_the_commit_gate_stops_within_5_seconds(terminal, tmp_path, sigint_ignored):
+    """Also when started with SIGINT ignored (nohup, a shell's background job, some CI runners): Python then
+    keeps ignoring it, and the command sat at the prompt for ever (seen in a CI rehearsal)."""
+    term = terminal(
+        "failback",
+        "plans/three-tier.yaml",
+        "--simulate",
+        env=cli_env(tmp_path),
+        sigint_ignored=sigint_ignored,
+    )
     term.wait_for("the commit approval prompt", lambda t: "Approve commit-gate?" in t)
     pids = children(term.proc.pid)
     assert pids, "the command has no child process (Prefect's temporary server)"
