@@ -279,15 +279,11 @@ def _mark_interrupted(run_id: str, wait: float = 2.0) -> None:
     worker.join(wait)
 
 
-def _stop_live(progress: Progress, wait: float = 1.0) -> None:
-    """Stop the live table on an interrupt, bounded: its refresh thread may be blocked writing to a slow
-    terminal while holding the console's lock, and the process exits right after anyway."""
+def _stop_live(progress: Progress) -> None:
     live = progress.live
     if live is not None:
         progress.live = None
-        worker = threading.Thread(target=live.stop, daemon=True)
-        worker.start()
-        worker.join(wait)
+        live.stop()
 
 
 _NO_CREDENTIAL = "DefaultAzureCredential failed to retrieve a token"
