@@ -139,8 +139,6 @@ def estate_for(
 
     estate = Estate.from_plan(plan, provider="modernized" if provider == "modernized" else "classic")
     estate.throttling.enabled = throttling
-    if provider == "modernized":
-        spread_appliances(estate)
     estate.durations = Durations(agent_registration=0.0)
     estate.recovery_points = PointGenerator(retention=point_retention)
     for vm in estate.vms:
@@ -150,29 +148,6 @@ def estate_for(
                 failback=d["failback"], boot=d["boot"], commit=d["commit"], reprotect_to_azure=d["reprotect"]
             )
     return estate
-
-
-#: disks per replication appliance in the benchmark's modernized estate: ``Estate.from_plan`` fills each to
-#: the limit (60), where ASR reports ``ApplianceDiskLimitReached`` (health Warning) and the preflight refuses
-APPLIANCE_DISKS = 48
-
-
-def spread_appliances(estate, cap: int = APPLIANCE_DISKS) -> None:
-    """Re-deal the VMs over appliances of at most ``cap`` disks (copies of the first, in plan order)."""
-    template = estate.appliances[0]
-    appliances: list = []
-    used = cap
-    for vm in estate.vms:
-        if used + vm.disks > cap:
-            n = len(appliances)
-            name = template.name if n == 0 else f"appliance-{n + 1:02d}"
-            appliances.append(
-                template.model_copy(update={"name": name, "ip": f"10.0.{2 + n // 200}.{10 + n % 200}"})
-            )
-            used = 0
-        used += vm.disks
-        vm.appliance = appliances[-1].name
-    estate.appliances = appliances
 
 
 def timing_dict(timing: Timing) -> dict:
