@@ -29,10 +29,12 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import re
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -58,10 +60,18 @@ from drplan.plan.schema import Plan
 from drplan.run.host_lock import PlanBusy, PlanLock, lock_dir
 from drplan.settings import Settings
 
+log = logging.getLogger(__name__)
+
 ACTIVE = [StateType.RUNNING, StateType.PAUSED, StateType.PENDING, StateType.CANCELLING]
 FINAL = {StateType.COMPLETED, StateType.FAILED, StateType.CANCELLED, StateType.CRASHED}
 #: a server-side claim outlives its run's last renewal by at most this long (Prefect's minimum is 60 s)
 LEASE_SECONDS = 120.0
+#: the lease a claim is first taken with (Prefect's shortest), until the flow run carries its tag (then
+#: renewed to LEASE_SECONDS): a process killed in between leaves a lease no run names, which lapses this soon
+FIRST_LEASE_SECONDS = 60.0
+#: how long a claim waits for such an unnamed lease to lapse: FIRST_LEASE_SECONDS plus the Prefect server's
+#: lease repossessor loop (15 s by default) and a margin
+UNNAMED_WAIT_SECONDS = 90.0
 CLAIM_TAG = "drplan-claim:"
 CLAIM_BUCKETS = 32
 LEASE_TAG = "drplan-lease:"
@@ -311,6 +321,10 @@ class HostClaims:
             tmp.replace(path)
 
 
+class UnnamedHolder(PlanBusy):
+    """A VM's claim is held by a lease no flow run names (its process died while claiming)."""
+
+
 # -- on the Prefect server -------------------------------------------------------------------------------
 class ServerClaims:
     """One global concurrency limit (one slot) per VM on the Prefect server, taken atomically with a lease
@@ -326,21 +340,32 @@ class ServerClaims:
 
     def claim(self, *, superseded: Iterable[str] = ()) -> None:
         names = [c.limit for c in self.claims]
+        unnamed_until = time.monotonic() + UNNAMED_WAIT_SECONDS
         with get_client(sync_client=True) as client:
-            for _attempt in range(4):
+            attempts = 0
+            while True:
                 lease = self._increment(client, names)
                 if lease is not None:  # tagged only once held: the tags say who holds what
                     self.lease_id = lease
                     me = client.read_flow_run(self.run_id)
                     tags = {*me.tags, *(c.tag for c in self.claims), f"{LEASE_TAG}{lease}"}
                     client.update_flow_run(me.id, tags=sorted(tags))
+                    client.renew_concurrency_lease(lease, self.lease_seconds)
                     break
-                self._take_over_or_refuse(client, superseded)
-            else:
-                raise PlanBusy(
-                    f"VM {_vm_list(c.vm for c in self.claims)}: the Prefect server kept refusing the claim; "
-                    "try again in a minute"
-                )
+                try:
+                    self._take_over_or_refuse(client, superseded)
+                except UnnamedHolder:
+                    if time.monotonic() > unnamed_until:
+                        raise
+                    log.info("claim on the Prefect server held by no run it names: waiting for it to lapse")
+                    time.sleep(5.0)
+                    continue
+                attempts += 1
+                if attempts == 4:
+                    raise PlanBusy(
+                        f"VM {_vm_list(c.vm for c in self.claims)}: the Prefect server kept refusing the "
+                        "claim; try again in a minute"
+                    )
         self._renewer = threading.Thread(target=self._renew, name="drplan-claims-lease", daemon=True)
         self._renewer.start()
 
@@ -353,7 +378,7 @@ class ServerClaims:
                 names=names,
                 slots=1,
                 mode="concurrency",
-                lease_duration=self.lease_seconds,
+                lease_duration=FIRST_LEASE_SECONDS,
                 holder=ConcurrencyLeaseHolder(type="flow_run", id=uuid.UUID(self.run_id)),
             )
         except Exception as exc:
@@ -413,9 +438,10 @@ class ServerClaims:
                 f"finish or cancel it (prefect flow-run cancel {other.id})"
             )
         if not released:
-            raise PlanBusy(
+            raise UnnamedHolder(
                 f"VM {_vm_list(c.vm for c in self.claims)}: a claim on the Prefect server is held by a run "
-                f"that could not be identified; it lapses within {self.lease_seconds:g} s of that run's end"
+                f"that could not be identified (a run killed while claiming?); it lapses within two minutes: "
+                "run again then"
             )
 
     def _renew(self) -> None:

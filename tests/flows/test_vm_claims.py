@@ -169,6 +169,31 @@ def test_server_claims_refuse_name_the_holder_and_are_taken_over_after_it_crashe
         c.release()
 
 
+def test_a_claim_whose_holder_died_before_naming_itself_is_waited_for_then_refused(prefect_api, monkeypatch):
+    """Killed between taking its lease and tagging its flow run, a process leaves a lease no run names. It was
+    taken for FIRST_LEASE_SECONDS only, so it lapses soon: a claim waits for that (UNNAMED_WAIT_SECONDS, 0
+    here), then refuses saying to run again, never "held by" a run it cannot name."""
+    from prefect.client.orchestration import get_client
+    from prefect.states import Running
+
+    from flows import claims as claims_module
+
+    monkeypatch.setattr(claims_module, "UNNAMED_WAIT_SECONDS", 0.0)
+    claims = vm_claims(PLAN, f"sim@test-{uuid.uuid4().hex[:8]}")
+    with get_client(sync_client=True) as client:
+        dead, other = _flow_run(client, "dead-run"), _flow_run(client, "next-run")
+        for r in (dead, other):
+            client.set_flow_run_state(r.id, Running(), force=True)
+        orphan = ServerClaims(str(dead.id), claims)._increment(client, [c.limit for c in claims])
+        assert orphan is not None
+        with pytest.raises(claims_module.UnnamedHolder, match="could not be identified.*run again"):
+            ServerClaims(str(other.id), claims).claim()
+        client.release_concurrency_slots_with_lease(orphan)
+        nxt = ServerClaims(str(other.id), claims)
+        nxt.claim()  # the lease lapsed (released here): free again
+        nxt.release()
+
+
 def test_a_thousand_vm_claim_leaves_the_flow_run_few_tags_and_its_state_settable(prefect_api):
     """Seen at 1,000 VMs: one tag per VM made the flow run's final state change fail with HTTP 500 (Prefect's
     event relates one resource per tag, at most 100): the run could not end."""
