@@ -182,6 +182,20 @@ class ModernizedInfrastructureMixin(AsrBase):
             raise err from None
         return convert.azure_vm(name, model)
 
+    def azure_vms(self) -> dict[tuple[str, str], AzureVmState]:
+        """Every Azure VM of the subscription with its power state, by (resource group, name) in lower case:
+        one ``virtualMachines`` listing with ``statusOnly=true`` (pages followed) instead of a GET per VM."""
+        op = "list Azure VMs"
+        out: dict[tuple[str, str], AzureVmState] = {}
+        try:
+            for model in self._compute().virtual_machines.list_all(status_only="true"):
+                parts = (model.id or "").split("/")
+                rg = parts[4].lower() if len(parts) > 4 else ""
+                out[(rg, (model.name or "").lower())] = convert.azure_vm(model.name or "", model)
+        except AzureError as exc:
+            raise map_error(exc, vm="(Azure VMs)", operation=op) from None
+        return out
+
     def close(self) -> None:
         with _LOCK:
             client = self.__dict__.pop("_compute_client", None)

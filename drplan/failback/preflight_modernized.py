@@ -14,13 +14,16 @@ from datetime import datetime
 from functools import partial
 
 from drplan.errors import DrplanError, TransientError
-from drplan.observed import CheckResult, ItemState, ModernizedInfrastructure, Phase
+from drplan.observed import AzureVmState, CheckResult, ItemState, ModernizedInfrastructure, Phase
 from drplan.recovery import preconditions as pre
 from drplan.recovery.phase import phase_of
 from drplan.run.context import RunContext
 from drplan.run.fanout import gather
 
 log = logging.getLogger(__name__)
+
+#: from this many VMs on, their Azure VMs are read by one listing of the subscription, not a GET each
+AZURE_VM_LISTING = 20
 
 
 def modernized_vms(states: Mapping[str, ItemState]) -> dict[str, ItemState]:
@@ -54,7 +57,10 @@ def modernized_checks(
         partial(_fabric, ctx, infra),
         partial(_snapshots, ctx, todo),
     ]
-    jobs += [partial(_azure_vm, ctx, vm, s) for vm, s in todo.items()]
+    if len(todo) >= AZURE_VM_LISTING:  # one listing of the subscription's VMs instead of a GET each
+        jobs.append(partial(_azure_vms, ctx, todo))
+    else:
+        jobs += [partial(_azure_vm, ctx, vm, s) for vm, s in todo.items()]
     checks: list[CheckResult] = []
     for result in gather(jobs):
         checks += result
@@ -106,8 +112,27 @@ def _fabric(ctx: RunContext, infra: list[ModernizedInfrastructure]) -> list[Chec
     return []
 
 
+def _azure_name(vm: str, state: ItemState) -> str:
+    return (state.azure_vm_id or "").rstrip("/").rsplit("/", 1)[-1] or vm
+
+
+def _azure_vms(ctx: RunContext, todo: Mapping[str, ItemState]) -> list[CheckResult]:
+    try:
+        listed = ctx.asr.azure_vms()
+    except TransientError:
+        raise
+    except DrplanError as exc:
+        return [CheckResult(f"azure-vm-running {vm}", False, str(exc), vm, pre.RULE_AZURE_VM) for vm in todo]
+    out = []
+    for vm, state in todo.items():
+        name = _azure_name(vm, state)
+        rg = (state.azure_resource_group or ctx.plan.azure.resource_group).lower()
+        out.append(pre.azure_vm_check(vm, listed.get((rg, name.lower())) or AzureVmState(name, exists=False)))
+    return out
+
+
 def _azure_vm(ctx: RunContext, vm: str, state: ItemState) -> list[CheckResult]:
-    name = (state.azure_vm_id or "").rstrip("/").rsplit("/", 1)[-1] or vm
+    name = _azure_name(vm, state)
     try:
         azure = ctx.asr.azure_vm(name, resource_group=state.azure_resource_group, vm=vm)
     except TransientError:

@@ -54,6 +54,7 @@ class RecoveryService(Protocol):
         ref: ItemRef,
         point: RecoveryPoint | None = None,
         *,
+        point_type: str | None = None,
         timeout: float | None = None,
         state: ItemState | None = None,
     ) -> Job: ...
@@ -162,6 +163,8 @@ class RecoveryService(Protocol):
     ) -> Job: ...
 
     def azure_vm(self, name: str, *, resource_group: str | None = None, vm: str = "") -> AzureVmState: ...
+
+    def azure_vms(self) -> dict[tuple[str, str], AzureVmState]: ...
 
     def get_job(self, name: str, *, vm: str = "", operation: str = "get job") -> Job: ...
 

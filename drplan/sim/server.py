@@ -142,6 +142,9 @@ _COMPUTE = re.compile(
     r"/virtualMachines/(?P<vm>[^/]+)$",
     re.IGNORECASE,
 )
+_COMPUTE_ALL = re.compile(
+    r"^/subscriptions/(?P<sub>[^/]+)/providers/Microsoft\.Compute/virtualMachines$", re.IGNORECASE
+)
 _FILTER_CLAUSE = re.compile(r"^\s*(\w+)\s+eq\s+'([^']*)'\s*$", re.IGNORECASE)
 
 
@@ -292,6 +295,12 @@ class Api:
         throttled = self._rate_limited(method, url.path)
         if throttled is not None:
             return throttled
+        am = _COMPUTE_ALL.match(url.path)
+        if am and method == "GET":
+            sim.request_counts[(method, "VirtualMachines_ListAll")] += 1
+            _TL.route = "VirtualMachines_ListAll"
+            host = {k.lower(): v for k, v in headers.items()}.get("host")
+            return self._compute_vms(am, query, f"https://{host}" if host else sim.endpoint, url.path)
         cm = _COMPUTE.match(url.path)
         if cm and method == "GET":
             sim.request_counts[(method, "VirtualMachines_Get")] += 1
@@ -382,6 +391,43 @@ class Api:
                         message=exc.message,
                     )
                 return Response(exc.status, shapes.error(exc.code, exc.message, exc.details))
+
+    def _compute_vms(self, m: re.Match, query: dict, base: str, path: str) -> Response:
+        """``VirtualMachines_ListAll`` with ``statusOnly=true``: every Azure VM of the subscription with its
+        instance view (power state), in pages."""
+        if m.group("sub").lower() != self.estate.vault.subscription_id.lower():
+            return Response(
+                404, shapes.error("SubscriptionNotFound", f"Subscription {m.group('sub')} not found")
+            )
+        if query.get("api-version") != compute.COMPUTE_API_VERSION:
+            return Response(
+                400, shapes.error("InvalidApiVersionParameter", f"api-version {query.get('api-version')!r}")
+            )
+        if (query.get("statusOnly") or "").lower() != "true":
+            return Response(400, shapes.error("InvalidParameter", "only statusOnly=true listings are served"))
+        try:
+            skip = int(query.get("skipToken") or 0)
+        except ValueError:
+            return Response(400, shapes.error("InvalidSkipToken", "skipToken must be an integer"))
+        fault = self.injector.draw()
+        if fault:
+            headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
+            return Response(fault.status, shapes.error(fault.code, fault.message), headers)
+        with self.engine.lock:
+            self.engine.tick()
+            vms = sorted(compute.azure_vms(self.engine).items())[skip : skip + self.page_size + 1]
+            body: dict = {
+                "value": [
+                    compute.virtual_machine(self.engine, it, kind, expand=True) for _, (it, kind) in vms
+                ]
+            }
+        if len(vms) > self.page_size:
+            body["value"].pop()
+            body["nextLink"] = (
+                f"{base}{path}?api-version={compute.COMPUTE_API_VERSION}&statusOnly=true"
+                f"&skipToken={skip + self.page_size}"
+            )
+        return Response(200, body)
 
     def _compute_vm(self, m: re.Match, query: dict) -> Response:
         """``VirtualMachines_Get`` (compute api-version :data:`compute.COMPUTE_API_VERSION`)."""

@@ -135,3 +135,28 @@ def test_the_classic_warning_says_what_migration_needs():
     assert text is not None and "March 2026" in text and "9.50" in text and "10 machines" in text
     assert "replicating forward" in text and "re-create" in text
     assert pre.classic_support_warning([]) is None
+
+
+@pytest.mark.parametrize("listing", [False, True], ids=["a GET each", "one listing"])
+def test_a_stopped_azure_vm_is_refused_whether_read_one_by_one_or_listed(monkeypatch, listing):
+    """From :data:`AZURE_VM_LISTING` VMs on, one ``statusOnly`` listing of the subscription replaces a GET
+    per VM: the same verdicts, from one request."""
+    from drplan.failback import preflight_modernized
+
+    monkeypatch.setattr(preflight_modernized, "AZURE_VM_LISTING", 1 if listing else 10_000)
+
+    def stop(sim):
+        sim.engine.items["app-01"].azure_vm = "stopped"
+
+    with modern_run(after_start=stop) as (sim, ctx, states):
+        sim.reset_counts()
+        checks = {c.name: c for c in modernized_checks(ctx, states) if c.name.startswith("azure-vm-running")}
+        assert (
+            not checks["azure-vm-running app-01"].ok
+            and "deallocated, not running" in checks["azure-vm-running app-01"].message
+        )
+        assert all(c.ok for name, c in checks.items() if name != "azure-vm-running app-01")
+        assert len(checks) == len(states)
+        listed = sim.request_counts[("GET", "VirtualMachines_ListAll")]
+        got = sim.request_counts[("GET", "VirtualMachines_Get")]
+        assert (listed, got) == ((1, 0) if listing else (0, len(states)))
