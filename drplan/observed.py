@@ -319,6 +319,8 @@ class Job:
         False  # True when drplan did not start this job now: it was already running, or already done
     )
     poll_after: float | None = None  # a job just started: the Retry-After ASR gave for its first poll
+    #: the item as read when it showed this job's work done (a job awaited on its item): no need to read again
+    item: ItemState | None = None
 
     @property
     def done(self) -> bool:

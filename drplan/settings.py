@@ -15,13 +15,13 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DRPLAN_", extra="ignore", frozen=True)
 
     max_workers: int = Field(
-        64,
+        128,
         ge=1,
         description="task threads per flow run; a task is submitted only when its upstream finished, so "
         "this is the real concurrency (also the HTTPS connection pool per host)",
     )
     max_commits: int = Field(
-        32, ge=1, description="commits, reprotects and drill cleanups running at once, per kind"
+        128, ge=1, description="commits, reprotects and drill cleanups running at once, per kind"
     )
     record_wait_seconds: float = Field(
         60.0, ge=0, description="how long the CLI waits for the API to record every task run before it exits"

@@ -8,8 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 from azure.core.exceptions import AzureError
 
+from drplan.asr import convert
 from drplan.asr.convert import job_name_from_location
 from drplan.asr.errors import map_error
+from drplan.asr.shared_reads import SharedReads
 from drplan.asr.transport import THROTTLE_RETRIES, BoundedARMPolling
 from drplan.clock import REAL_CLOCK, Clock
 from drplan.errors import OperationInProgressError, TransientError
@@ -52,8 +54,12 @@ class AsrBase:
     if TYPE_CHECKING:  # what the mixins of AsrClient call on one another (each defined by one of them)
 
         def item_state(self, *args: Any, **kwargs: Any) -> Any: ...
+        def _get_item(self, *args: Any, **kwargs: Any) -> Any: ...
+        def _list_container_pages(self, *args: Any, **kwargs: Any) -> Any: ...
+        def _list_vault_pages(self, *args: Any, **kwargs: Any) -> Any: ...
         def item_states(self, *args: Any, **kwargs: Any) -> Any: ...
         def wait_job(self, *args: Any, **kwargs: Any) -> Any: ...
+        def await_on_item(self, *args: Any, **kwargs: Any) -> Any: ...
         def inflight_job(self, *args: Any, **kwargs: Any) -> Any: ...
         def _running(self, *args: Any, **kwargs: Any) -> Any: ...
         def current(self, *args: Any, **kwargs: Any) -> Any: ...
@@ -93,6 +99,19 @@ class AsrBase:
         self.job_timeout = float(job_timeout)
         self.direction = direction
         self.plan_direction = plan_direction
+        #: item reads shared by every thread of this client: rounds at least 0.1 s apart (a tenth of the
+        #: polling interval when that is shorter), 0.3 s per request the round before took (listings use
+        #: at most about 3 reads a second of ARM's 25)
+        self._reads = SharedReads(
+            get=self._get_item,
+            list_container=self._list_container_pages,
+            list_vault=self._list_vault_pages,
+            to_state=convert.item_state,
+            clock=clock,
+            min_gap=min(0.1, self.polling_interval / 10),
+            gap_per_request=0.3,
+            max_gap=self.polling_interval,
+        )
 
     # -- plumbing -----------------------------------------------------------------------------------------
     @property
@@ -122,6 +141,20 @@ class AsrBase:
             return list(fn(self.resource_group, self.vault, *args, **kwargs))
         except AzureError as exc:
             raise map_error(exc, vm=vm, operation=operation) from None
+
+    def _list_pages(
+        self, vm: str, operation: str, fn: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> tuple[list[Any], int]:
+        """Like :meth:`_list`, also counting the pages (one request each) the listing took."""
+        out: list[Any] = []
+        pages = 0
+        try:
+            for page in fn(self.resource_group, self.vault, *args, **kwargs).by_page():
+                out.extend(page)
+                pages += 1
+        except AzureError as exc:
+            raise map_error(exc, vm=vm, operation=operation) from None
+        return out, pages
 
     def _polling(self) -> BoundedARMPolling:
         return BoundedARMPolling(self.polling_interval, clock=self.clock)

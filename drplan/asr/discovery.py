@@ -5,15 +5,12 @@ from __future__ import annotations
 import difflib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import replace
+from typing import Any
 
 from drplan.asr import convert
 from drplan.asr.base import AsrBase, log
 from drplan.errors import NotFoundError, PreconditionError
 from drplan.observed import ItemRef, ItemState, RecoveryPoint
-
-#: up to this many items are read by one GET each (ASR lists a container in pages of 100)
-FEW_ITEMS = 8
 
 
 class DiscoveryMixin(AsrBase):
@@ -34,23 +31,38 @@ class DiscoveryMixin(AsrBase):
 
     def _container_items(self, fabric: str, container: str, *, vm: str, operation: str) -> list[ItemState]:
         """One listing of a container's protected items (pages followed), as states."""
-        models = self._list(
+        return [
+            convert.item_state(m) for m in self._list_container_pages(fabric, container, operation, vm)[0]
+        ]
+
+    def _list_container_pages(
+        self, fabric: str, container: str, operation: str, vm: str
+    ) -> tuple[list[Any], int]:
+        """One listing of a container's protected items: the SDK's items and the pages it took."""
+        models, pages = self._list_pages(
             vm,
             operation,
             self._sdk.replication_protected_items.list_by_replication_protection_containers,
             fabric,
             container,
         )
-        return [convert.item_state(m) for m in models]
+        self._reads.costs.learn_container((fabric, container), len(models), pages)
+        return models, pages
+
+    def _list_vault_pages(self, operation: str, vm: str) -> tuple[list[Any], int]:
+        """One listing of every protected item of the vault: the SDK's items and the pages it took."""
+        return self._list_pages(vm, operation, self._sdk.replication_protected_items.list)
 
     def list_items(self, *, vm: str = "(all)") -> list[ItemState]:
         """Every protected item of the vault, one listing per container."""
         op = "discover (list protected items)"
-        return [
+        items = [
             s
             for fabric, container in self.containers(vm=vm)
             for s in self._container_items(fabric, container, vm=vm, operation=op)
         ]
+        self._reads.costs.vault_items = len(items)
+        return items
 
     def discover(self, vm_names: Iterable[str]) -> dict[str, ItemRef]:
         """Resolve the plan's VM names (ASR friendly names) to protected items.
@@ -94,39 +106,22 @@ class DiscoveryMixin(AsrBase):
         return {n: found[n][0] for n in wanted}
 
     def item_state(self, ref: ItemRef, *, operation: str = "read item state") -> ItemState:
+        """The item's state, read after this call began: a shared read round (:mod:`~drplan.asr.shared_reads`)
+        answers every thread waiting at once, by one GET each or a listing, whichever costs fewer requests."""
+        return self._reads.states([ref], operation)[ref.vm]
+
+    def item_states(
+        self, refs: Sequence[ItemRef], *, operation: str = "read item states"
+    ) -> dict[str, ItemState]:
+        """The states of many items (by VM name), read after this call began, in the same shared rounds."""
+        return self._reads.states(refs, operation) if refs else {}
+
+    def _get_item(self, ref: ItemRef, operation: str) -> ItemState:
         """One GET of the protected item."""
         model = self._call(
             ref.vm, operation, self._sdk.replication_protected_items.get, ref.fabric, ref.container, ref.item
         )
         return convert.item_state(model, ref)
-
-    def item_states(self, refs: Sequence[ItemRef]) -> dict[str, ItemState]:
-        """States of many items, batched: one listing per container holding any of them; a few items (one
-        unit's members) by one GET each instead, so a unit's fresh read does not page through a large
-        container."""
-        if len(refs) <= FEW_ITEMS:
-            return {ref.vm: self.item_state(ref, operation="read item states") for ref in refs}
-        by_container: dict[tuple[str, str], list[ItemRef]] = defaultdict(list)
-        for ref in refs:
-            by_container[(ref.fabric, ref.container)].append(ref)
-        out: dict[str, ItemState] = {}
-        for (fabric, container), wanted in by_container.items():
-            label = ", ".join(r.vm for r in wanted)
-            listed = {
-                s.ref.item.lower(): s
-                for s in self._container_items(fabric, container, vm=label, operation="read item states")
-            }
-            for ref in wanted:
-                state = listed.get(ref.item.lower())
-                if state is None:
-                    raise NotFoundError(
-                        f"read item state of VM {ref.vm} failed: protected item {ref.item} is no longer in "
-                        f"container {container} (protection disabled or VM moved?)",
-                        vm=ref.vm,
-                        operation="read item state",
-                    )
-                out[ref.vm] = replace(state, ref=ref)
-        return out
 
     def recovery_points(self, ref: ItemRef) -> list[RecoveryPoint]:
         """The item's recovery points, oldest first."""

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 from drplan.asr import convert
 from drplan.asr.base import AsrBase, Started, log
 from drplan.asr.errors import job_failure
-from drplan.errors import JobTimeout, NotFoundError
+from drplan.errors import DrplanError, JobTimeout, NotFoundError
 from drplan.observed import ItemRef, ItemState, Job, JobStatus
 
 ACTIVE = (JobStatus.not_started, JobStatus.in_progress)
+#: a job the item still names after this many seconds of waiting is read itself (in case the item lags)
+JOB_CHECK_EVERY = 300.0
 
 
 class JobsMixin(AsrBase):
@@ -26,9 +29,13 @@ class JobsMixin(AsrBase):
         timeout: float | None,
         accept_suspended: bool = False,
         note_reuse: bool = False,
+        item: tuple[ItemRef, Callable[[ItemState], Job | None]] | None = None,
     ) -> Job:
         """The job an idempotent action ends with: the one it started (awaited when ``wait``), or the running
-        or done one it reused (``reused``); an action answered 200 finished synchronously."""
+        or done one it reused (``reused``); an action answered 200 finished synchronously.
+
+        ``item``: the item the job works on and the action's phase rule; the job is then awaited on the
+        item's shared reads (:meth:`await_on_item`) instead of by polls of its own."""
         first_delay = None
         if isinstance(result, Started):
             if result.job is None:  # answered 200: finished synchronously
@@ -48,6 +55,17 @@ class JobsMixin(AsrBase):
             if note_reuse:
                 log.info("%s of %s: awaiting job %s already running", operation, vm, result.name)
             name = result.name
+        if item is not None and not accept_suspended:
+            job = self.await_on_item(
+                item[0],
+                name,
+                item[1],
+                scenario=scenario,
+                timeout=timeout,
+                operation=operation,
+                first_delay=first_delay,
+            )
+            return replace(job, reused=not isinstance(result, Started))
         job = self.wait_job(
             name,
             timeout=timeout,
@@ -112,6 +130,77 @@ class JobsMixin(AsrBase):
             ok = job.state is JobStatus.succeeded or (accept_suspended and job.state is JobStatus.suspended)
             if not ok:
                 raise job_failure(name, job.errors, vm=vm, operation=operation, state=str(job.state))
+        return job
+
+    def await_on_item(
+        self,
+        ref: ItemRef,
+        name: str,
+        decide: Callable[[ItemState], Job | None],
+        *,
+        scenario: str,
+        timeout: float | None,
+        operation: str,
+        first_delay: float | None = None,
+    ) -> Job:
+        """Wait for job ``name`` on ``ref`` by reading the item (in the shared read rounds), not the job.
+
+        The item names its running job (``currentScenario``); once it names another or none, the action's
+        phase rule ``decide`` is asked: work done means the job succeeded. Anything else (the job failed,
+        the item's phase lags) is settled by one GET of the job, as is a job the item still names after
+        :data:`JOB_CHECK_EVERY` seconds. A failed job raises the mapped :class:`AsrError`; at the deadline,
+        :class:`JobTimeout` (the job may still run).
+        """
+        deadline = self.clock.monotonic() + (self.job_timeout if timeout is None else timeout)
+        if first_delay:  # a job just started: first read after the server's Retry-After
+            self.clock.sleep(
+                max(0.0, min(first_delay, self.polling_interval, deadline - self.clock.monotonic()))
+            )
+        checked = self.clock.monotonic()
+        while True:
+            state = self.item_state(ref, operation=operation)
+            if (state.current_job or "").lower() != name.lower():
+                try:
+                    outcome = decide(state)
+                except DrplanError:
+                    outcome = None
+                if outcome is not None and outcome.done and not outcome.name:  # the work is done
+                    log.info("job %s (%s) of %s ended: the item shows it done", name, scenario, ref.vm)
+                    return Job(
+                        name=name,
+                        scenario=scenario,
+                        state=JobStatus.succeeded,
+                        target=ref.vm,
+                        end=self.clock.now(),
+                        item=state,
+                    )
+                job = self._ended(name, vm=ref.vm, operation=operation)
+                if job is not None:
+                    return job
+            elif self.clock.monotonic() - checked >= JOB_CHECK_EVERY:
+                checked = self.clock.monotonic()
+                job = self._ended(name, vm=ref.vm, operation=operation)
+                if job is not None:
+                    return job
+            left = deadline - self.clock.monotonic()
+            if left <= 0:
+                raise JobTimeout(
+                    f"{operation} of VM {ref.vm}: job {name} ({scenario}) is still running at its deadline; "
+                    "it keeps running in ASR, a re-run awaits it instead of starting another",
+                    vm=ref.vm,
+                    operation=operation,
+                    job=name,
+                )
+            self.clock.sleep(min(self.polling_interval, left))
+
+    def _ended(self, name: str, *, vm: str, operation: str) -> Job | None:
+        """One GET of the job: ``None`` while it runs; a failed job raises its mapped error."""
+        job = self.get_job(name, vm=vm, operation=operation)
+        if not job.done:
+            return None
+        log.info("job %s (%s) of %s ended %s", name, job.scenario, vm, job.state)
+        if job.state is not JobStatus.succeeded:
+            raise job_failure(name, job.errors, vm=vm, operation=operation, state=str(job.state))
         return job
 
     def _running(self, job_name: str | None, *, vm: str, operation: str) -> Job | None:

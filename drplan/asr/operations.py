@@ -59,6 +59,10 @@ class ItemOperationsMixin(InfrastructureMixin):
         if state is None or state.ref.item.lower() != ref.item.lower():
             state = self.item_state(ref, operation=operation)
         result: Started | Job | None = decide(state)
+        if isinstance(result, Job) and result.done and not result.name:
+            log.info(
+                "%s of %s: already done (phase %s), not issued again", operation, ref.vm, phase_of(state)
+            )
         if result is None:
             result = self._issue(
                 ref.vm, operation, send, recheck=lambda: decide(self.item_state(ref, operation=operation))
@@ -73,6 +77,7 @@ class ItemOperationsMixin(InfrastructureMixin):
             timeout=timeout,
             accept_suspended=accept_suspended,
             note_reuse=True,
+            item=(ref, decide),
         )
 
     def _decide(
@@ -114,8 +119,7 @@ class ItemOperationsMixin(InfrastructureMixin):
                 operation=operation,
                 rule="protection was not disabled",
             )
-        if phase in done:
-            log.info("%s of %s: already done (phase %s), not issued again", operation, vm, phase)
+        if phase in done:  # (logged by the caller: after a job of ours, it is that job's success)
             return _done(scenario, vm)
         if phase not in ready:
             raise PreconditionError(

@@ -118,9 +118,21 @@ class RcmOperationsMixin(ModernizedInfrastructureMixin, ItemOperationsMixin):
         job = self._run(ref, op, "PlannedFailover", decide, send, wait=False, timeout=None, state=state)
         if not wait or not job.name or job.done and job.state is JobStatus.succeeded:
             return job
+
+        def settled(state: ItemState) -> Job | None:  # a failed failover ASR did not roll back is not done
+            if normalise(state.last_planned_failover_status) in ("failed", "cancelled"):
+                return None
+            return decide(state)
+
         try:
-            done = self.wait_job(
-                job.name, timeout=timeout, vm=ref.vm, operation=op, first_delay=job.poll_after, check=True
+            done = self.await_on_item(
+                ref,
+                job.name,
+                settled,
+                scenario="PlannedFailover",
+                timeout=timeout,
+                operation=op,
+                first_delay=job.poll_after,
             )
         except (JobTimeout, TransientError):  # still running, or not known: a retry awaits it again
             raise

@@ -16,7 +16,7 @@ from drplan.observed import ItemState, Phase, RecoveryPoint
 from drplan.plan.graph import Unit
 from drplan.plan.schema import GroupFailbackMode, RecoveryPointPolicy
 from drplan.recovery.phase import DONE_FAILBACK, is_modernized, phase_of
-from drplan.recovery.points import PointDecision, decide
+from drplan.recovery.points import CRASH_CONSISTENT, PointDecision, decide
 from drplan.run.context import RunContext
 from drplan.run.fanout import gather
 
@@ -63,7 +63,7 @@ def decide_all(ctx: RunContext, *, guard: bool = True) -> dict[str, PointDecisio
     now = ctx.clock.now()
     for unit in ctx.graph.units.values():
         pending = [v.name for v in unit.vms if ctx.state.phases.get(v.name) == Phase.reprotected_to_onprem]
-        if unit.kind == "hook" or not pending:
+        if unit.kind == "hook" or not pending or not points_needed(ctx, unit, ctx.state.items):
             continue
         try:
             pinned = _pinned_time(
@@ -108,39 +108,96 @@ def modernized(states: Mapping[str, ItemState], vms: Sequence[str]) -> bool:
 def decide_unit(
     ctx: RunContext, unit: str, states: Mapping[str, ItemState], *, guard: bool = True
 ) -> PointDecision | None:
-    """The point decision for ``unit``'s members still to fail back, from a fresh read of their points,
-    immediately before the write; ``None`` when none is left. A group whose other members already failed
+    """The point decision for ``unit``'s members still to fail back, immediately before the write; ``None``
+    when none is left. Points are read afresh where drplan sends a point id or a guard measures them; a point
+    type ASR resolves when its job runs needs no read (:func:`_earlier_read`, :func:`points_needed`). A group whose other members already failed
     back is held to their point time. Recorded in ``ctx.state.decisions`` and announced as an event."""
     u = ctx.graph.units[unit]
     todo = [v.name for v in u.vms if phase_of(states[v.name]) == Phase.reprotected_to_onprem]
     if not todo:
         return None
     done = [v.name for v in u.vms if phase_of(states[v.name]) in DONE_FAILBACK]
-    reads = gather([partial(_points_of, ctx, vm) for vm in [*todo, *done]])
-    points = dict(zip([*todo, *done], reads, strict=True))
-    pinned = _pinned_time(ctx, unit, points, states=states) if u.kind == "group" and done else None
-    decision = decide(
-        _unit_for_choice(ctx, u, guard=guard),
-        {vm: points[vm] for vm in todo},
-        now=ctx.clock.now(),
-        by_recovery_plan=by_recovery_plan(ctx, unit) and pinned is None,
-        pinned_to=pinned,
-        modernized=modernized(states, u.vm_names),
-    )
+    chosen = _unit_for_choice(ctx, u, guard=guard)
+    pinned = None
+    if not points_needed(ctx, u, states, guard=guard):  # ASR makes the point: nothing to read or choose
+        decision = PointDecision(
+            u.name, False, RecoveryPointPolicy.latest, {}, CRASH_CONSISTENT, ctx.clock.now()
+        )
+    else:
+        earlier = None if (done and u.kind == "group") else _earlier_read(ctx, chosen, todo, states)
+        if earlier is None:
+            reads = gather([partial(_points_of, ctx, vm) for vm in [*todo, *done]])
+            points = dict(zip([*todo, *done], reads, strict=True))
+        else:
+            points = {vm: ctx.state.points_by_vm[vm] for vm in todo}
+        pinned = _pinned_time(ctx, unit, points, states=states) if u.kind == "group" and done else None
+        decision = decide(
+            chosen,
+            {vm: points[vm] for vm in todo},
+            now=ctx.clock.now(),
+            by_recovery_plan=by_recovery_plan(ctx, unit) and pinned is None,
+            pinned_to=pinned,
+            modernized=modernized(states, u.vm_names),
+            read_at=earlier,
+        )
     with ctx.lock:
         ctx.state.decisions[unit] = decision
-    lines = "; ".join(f"{vm}: {decision.describe(vm)}" for vm in decision.choices)
+    lines = "; ".join(f"{vm}: {decision.describe(vm)}" for vm in todo)
     log.info("%s: recovery points decided: %s", unit, lines)
     ctx.emit(unit, "points-decided", lines, pinned=bool(pinned))
     return decision
 
 
+def points_needed(
+    ctx: RunContext, unit: Unit, states: Mapping[str, ItemState], *, guard: bool = True
+) -> bool:
+    """Whether the unit's decision stands on recovery points drplan reads. Not for a standalone modernized
+    VM failing back to its latest point without a ``max_data_loss`` guard: ASR makes that point itself when
+    it shuts the Azure VM down (``CrashConsistent``), so there is nothing to read, choose or refuse."""
+    chosen = _unit_for_choice(ctx, unit, guard=guard)
+    if (
+        unit.kind != "vm"
+        or chosen.max_data_loss is not None
+        or chosen.policy is not RecoveryPointPolicy.latest
+    ):
+        return True
+    return not modernized(states, unit.vm_names)
+
+
+def _earlier_read(
+    ctx: RunContext, unit: Unit, todo: Sequence[str], states: Mapping[str, ItemState]
+) -> datetime | None:
+    """When the preflight read the points this unit's decision can stand on, or ``None``: read them now.
+
+    The points need no fresh read when ASR resolves them from a type as its job runs — the newest point
+    (``latest``), the newest app-consistent one of a standalone VM, a group's common point through its
+    recovery plan — and no ``max_data_loss`` guard must measure them at the write. A classic group failed
+    back item by item to its common point is sent point ids: read now.
+    """
+    if unit.max_data_loss is not None or ctx.state.points_read_at is None:
+        return None
+    if any(not ctx.state.points_by_vm.get(vm) for vm in todo):
+        return None
+    group_by_items = unit.kind == "group" and not by_recovery_plan(ctx, unit.name)
+    if group_by_items and unit.policy is not RecoveryPointPolicy.latest and not modernized(states, todo):
+        return None
+    return ctx.state.points_read_at
+
+
 def applied_points(
-    ctx: RunContext, unit: str, decision: PointDecision | None, vms: Sequence[str]
+    ctx: RunContext,
+    unit: str,
+    decision: PointDecision | None,
+    vms: Sequence[str],
+    *,
+    seen: Mapping[str, ItemState] | None = None,
 ) -> dict[str, RecoveryPoint | None]:
     """The point ASR actually failed each VM over to, read back from the items after the job
-    (``failoverRecoveryPointId``): what the report records, not what was asked."""
-    states = ctx.asr.item_states([ctx.state.refs[vm] for vm in vms])
+    (``failoverRecoveryPointId``): what the report records, not what was asked. ``seen``: items already
+    read after their job ended (not read again)."""
+    seen = seen or {}
+    states = dict(seen)
+    states.update(ctx.asr.item_states([ctx.state.refs[vm] for vm in vms if vm not in seen]))
     out: dict[str, RecoveryPoint | None] = {}
     for vm in vms:
         known = list(decision.choices.values()) if decision else []

@@ -9,6 +9,7 @@ from functools import partial
 from typing import Any
 
 from drplan.errors import DrplanError, TransientError
+from drplan.failback.point_choice import points_needed
 from drplan.failback.preflight_modernized import (
     classic_vms,
     classic_warning,
@@ -190,10 +191,18 @@ def group_checks(ctx: RunContext) -> list[CheckResult]:
 
 def _point_checks(ctx: RunContext, pending: set[str]) -> list[CheckResult]:
     """Recovery points of the VMs still to fail back (each needs one) and of the other members of their units
-    (a group resumed half-way keeps choosing one common point)."""
+    (a group resumed half-way keeps choosing one common point); none for a unit whose point ASR makes."""
     from drplan.recovery.points import point_checks
 
     points_by_vm = ctx.state.points_by_vm
+    ctx.state.points_read_at = ctx.clock.now()
+    # a standalone modernized VM going to its latest point needs none: ASR makes it when it shuts the VM down
+    pending = pending - {
+        vm
+        for unit in ctx.graph.units.values()
+        if unit.kind != "hook" and not points_needed(ctx, unit, ctx.state.items)
+        for vm in unit.vm_names
+    }
     todo = sorted(pending)
     for unit in ctx.graph.units.values():
         names = [v.name for v in unit.vms]

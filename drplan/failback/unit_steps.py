@@ -7,6 +7,7 @@ failed back twice, no commit issued twice, in-flight jobs awaited, not re-issued
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import datetime
 
 from drplan.errors import AgentNotInstalledError, MixedPointsError, PreconditionError
@@ -31,8 +32,9 @@ def failback_unit(ctx: RunContext, unit: str) -> dict[str, str]:
     vms = members(ctx, unit)
     states = _fresh_states(ctx, vms)
     running = [vm for vm in vms if phase_of(states[vm.name]) == Phase.failback_in_progress]
+    seen: dict[str, ItemState] = {}  # the items as their jobs' ends showed them (no need to read again)
     if running and not ctx.dry_run:  # let a failback already under way end before deciding for the rest
-        concurrently(lambda vm: _send(ctx, unit, vm, None, states[vm.name]), running)
+        concurrently(lambda vm: _send(ctx, unit, vm, None, states[vm.name], seen), running)
         states = _fresh_states(ctx, vms)
     decision = decide_unit(ctx, unit, states)
     if ctx.dry_run:
@@ -45,9 +47,9 @@ def failback_unit(ctx: RunContext, unit: str) -> dict[str, str]:
     if todo and decision is not None and decision.by_recovery_plan:
         results.update(_send_by_recovery_plan(ctx, unit, decision))
     elif todo and decision is not None:
-        sent = concurrently(lambda vm: _send(ctx, unit, vm, decision, states[vm.name]), todo)
+        sent = concurrently(lambda vm: _send(ctx, unit, vm, decision, states[vm.name], seen), todo)
         results.update(dict(sent))
-    applied = _record_applied(ctx, unit, decision, [vm.name for vm in vms])
+    applied = _record_applied(ctx, unit, decision, [vm.name for vm in vms], seen)
     ctx.set(unit, NodeStatus.failed_back)
     ctx.emit(unit, "failed-back", ", ".join(f"{vm}: {what}" for vm, what in results.items()), **applied)
     return results
@@ -58,10 +60,15 @@ def _fresh_states(ctx: RunContext, vms: list[Vm]) -> dict[str, ItemState]:
 
 
 def _send(
-    ctx: RunContext, unit: str, vm: Vm, decision: PointDecision | None, state: ItemState
+    ctx: RunContext,
+    unit: str,
+    vm: Vm,
+    decision: PointDecision | None,
+    state: ItemState,
+    seen: dict[str, ItemState],
 ) -> tuple[str, str]:
     """One item failback (``Custom`` point id); ``decision`` ``None``: await the one already running."""
-    point = decision.choices[vm.name].point if decision is not None else None
+    point = decision.choices[vm.name].point if decision is not None and not decision.resolved_by_asr else None
     if ctx.report is not None:
         ctx.report.update(unit, vm.name, failback_start=ctx.clock.now(), status="failing-back")
     # The adapter checks the phase on the state just read: a job already running is awaited, work already
@@ -70,9 +77,12 @@ def _send(
     if is_modernized(state):  # planned failover by point type: ASR makes or picks the point when it runs
         point_type = decision.asr_type if decision is not None else CRASH_CONSISTENT
         job = ctx.asr.planned_failback(ref, point_type, timeout=timeout, state=state)
-    else:
-        job = ctx.asr.failback(ref, point, timeout=timeout, state=state)
+    else:  # a point id, or the type ASR resolves when the job runs (LatestTime, LatestTag)
+        resolved = decision.asr_type if decision is not None and point is None else None
+        job = ctx.asr.failback(ref, point, point_type=resolved, timeout=timeout, state=state)
     _note_job(ctx, unit, vm.name, job.start, job.end, f"failback job {job.name or '(done)'}")
+    if job.item is not None:
+        seen[vm.name] = job.item
     if job.reused:
         return vm.name, f"awaited job {job.name or '(done)'}"
     return vm.name, f"failback job {job.name or '(done)'}"
@@ -121,12 +131,16 @@ def _note_resumed(ctx: RunContext, unit: str, vm: str, state: ItemState) -> None
 
 
 def _record_applied(
-    ctx: RunContext, unit: str, decision: PointDecision | None, vms: list[str]
+    ctx: RunContext,
+    unit: str,
+    decision: PointDecision | None,
+    vms: list[str],
+    seen: Mapping[str, ItemState],
 ) -> dict[str, str]:
     """Read back the point ASR applied to each member and report it (time, age at failback, window behind
     the newest point). A group whose members ended at different points is a failed unit: nothing of it is
-    committed, and the report says so."""
-    applied = applied_points(ctx, unit, decision, vms)
+    committed, and the report says so. ``seen``: members whose items were read as their jobs ended."""
+    applied = applied_points(ctx, unit, decision, vms, seen=seen)
     u = ctx.graph.units[unit]
     if ctx.report is not None:
         for vm in vms:

@@ -351,6 +351,13 @@ class PointDecision:
     max_data_loss: float | None = None
     pinned_to: datetime | None = None
     by_recovery_plan: bool = False
+    read_at: datetime | None = None  # the points were read then (preflight), not at the decision
+
+    @property
+    def resolved_by_asr(self) -> bool:
+        """ASR resolves the point from a type when its job runs (the choices are what it resolved to when
+        the points were read)."""
+        return self.asr_type != CUSTOM
 
     def age(self, vm: str) -> timedelta:
         """How old the VM's point is at the moment of the decision (what ``max_data_loss`` guards)."""
@@ -361,8 +368,16 @@ class PointDecision:
         return self.choices[vm].data_loss
 
     def describe(self, vm: str) -> str:
-        c = self.choices[vm]
+        c = self.choices.get(vm)
+        if c is None:  # nothing read: ASR makes the point when it shuts the Azure VM down
+            return f"the point ASR makes when it shuts the Azure VM down ({self.asr_type}): its latest"
         kind = "app-consistent" if c.point.app_consistent else "crash-consistent"
+        if self.read_at is not None:  # ASR takes its newest point of the type when the job runs
+            which = "app-consistent point" if self.asr_type in (LATEST_TAG, APP_CONSISTENT) else "point"
+            return (
+                f"its newest {which} when ASR runs the failback ({self.asr_type}); when read at "
+                f"{_fmt_time(self.read_at)}, {kind} point {_fmt_time(c.point.time)}"
+            )
         return (
             f"{kind} point {_fmt_time(c.point.time)} ({self.asr_type}), "
             f"{format_duration(self.age(vm).total_seconds())} old, "
@@ -379,6 +394,7 @@ def decide(
     pinned_to: datetime | None = None,
     guard: bool = True,
     modernized: bool = False,
+    read_at: datetime | None = None,
 ) -> PointDecision:
     """The point each VM of ``unit`` still to fail back goes to, at ``now``, and how it is sent to ASR.
 
@@ -391,8 +407,10 @@ def decide(
     instead). ``modernized``: the items fail back by planned failover, which takes a point type only
     (a group: its recovery plan, ``ApplicationConsistent`` with multi-VM sync — the common app-consistent
     point; a standalone VM: ``CrashConsistent`` for its own latest point, ``ApplicationConsistent`` for its
-    newest app-consistent one). Raises :class:`RecoveryPointError` naming the group or VM and every member
-    concerned.
+    newest app-consistent one). ``read_at``: the points were read then, before this decision (not just
+    now): the point is then sent as a type ASR resolves when its job runs (``LatestTime``/``LatestTag``),
+    never as a point id from an earlier read; ``None``: read just now. Raises :class:`RecoveryPointError`
+    naming the group or VM and every member concerned.
     """
     if unit.policy is None:
         raise RecoveryPointError(f"{unit.name} is not a VM or a replication group")
@@ -426,13 +444,15 @@ def decide(
         by_recovery_plan = False
     else:
         choices = choose_for_unit(policy, points_by_vm, now=now, unit=unit.name if group else None)
-        if not by_recovery_plan:
+        if not by_recovery_plan and read_at is None:
             asr_type = CUSTOM
         else:
             asr_type = LATEST_TIME if policy is RecoveryPointPolicy.latest else LATEST_TAG
     if limit is not None:
         _guard(choices, now=now, limit=limit, unit=unit.name if group else None)
-    return PointDecision(unit.name, group, policy, choices, asr_type, now, limit, pinned_to, by_recovery_plan)
+    return PointDecision(
+        unit.name, group, policy, choices, asr_type, now, limit, pinned_to, by_recovery_plan, read_at
+    )
 
 
 def _pinned(

@@ -89,6 +89,7 @@ class RunState:
     items: dict[str, ItemState] = field(default_factory=dict)  # plan VM name -> item state read by preflight
     decisions: dict[str, PointDecision] = field(default_factory=dict)  # unit -> its recovery-point decision
     points_resolved_at: datetime | None = None
+    points_read_at: datetime | None = None  # when preflight began reading ``points_by_vm``
     reprotect_inputs: dict[str, Inputs] = field(default_factory=dict)  # reprotect to on-prem: VMs to send
     not_done: dict[str, str] = field(default_factory=dict)  # "commit X" -> why it did not happen
     errors: dict[tuple[str, str], BaseException] = field(default_factory=dict)  # (step kind, node) -> error
