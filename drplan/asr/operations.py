@@ -497,7 +497,7 @@ class ItemOperationsMixin(InfrastructureMixin):
                     rule="one ASR job at a time per VM",
                 )
             if not _cleanup_pending(state):
-                log.info("%s of %s: no test failover to clean up, not issued", op, ref.vm)
+                log.info("%s of %s: no test failover (left) to clean up", op, ref.vm)
                 return _done("TestFailoverCleanup", ref.vm)
             return None
 

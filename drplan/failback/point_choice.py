@@ -110,8 +110,9 @@ def decide_unit(
 ) -> PointDecision | None:
     """The point decision for ``unit``'s members still to fail back, immediately before the write; ``None``
     when none is left. Points are read afresh where drplan sends a point id or a guard measures them; a point
-    type ASR resolves when its job runs needs no read (:func:`_earlier_read`, :func:`points_needed`). A group whose other members already failed
-    back is held to their point time. Recorded in ``ctx.state.decisions`` and announced as an event."""
+    type ASR resolves when its job runs needs no read (:func:`_earlier_read`, :func:`points_needed`). A group
+    whose other members already failed back is held to their point time. Recorded in ``ctx.state.decisions``
+    and announced as an event."""
     u = ctx.graph.units[unit]
     todo = [v.name for v in u.vms if phase_of(states[v.name]) == Phase.reprotected_to_onprem]
     if not todo:

@@ -103,10 +103,14 @@ def test_group_uses_its_common_app_consistent_point_and_standalone_vms_their_lat
     rows = {r["vm"]: r for r in state.result()["rows"]}
     sql = [reqs["sql-01"], reqs["sql-02"]]
     assert {r["recovery_point_time"] for r in sql} == {sql[0]["recovery_point_time"]}
-    assert all(r["recovery_point_type"] == "Custom" for r in reqs.values())
+    assert {r["recovery_point_type"] for r in sql} == {"Custom"}  # drplan's choice: the common point
+    # standalone VMs: the type ASR resolves when the job runs (their own newest point at that moment)
+    assert {reqs[vm]["recovery_point_type"] for vm in ("app-01", "app-02", "web-01", "web-02")} == {
+        "LatestTime"
+    }
     assert {rows["sql-01"]["point_kind"], rows["sql-02"]["point_kind"]} == {"app-consistent"}
     for vm in ("app-01", "app-02", "web-01", "web-02"):
-        assert rows[vm]["data_loss"] == "0s", rows[vm]  # its own newest point when the run resolved points
+        assert rows[vm]["data_loss"] == "0s", rows[vm]  # its own newest point when ASR resolved it
         assert reqs[vm]["recovery_point"] == rows[vm]["point"].rsplit("/", 1)[-1]
 
 
