@@ -91,11 +91,10 @@ class SharedReads:
     """Fresh item states for many threads from few requests (see the module docstring).
 
     ``get(ref, operation)`` reads one item, ``list_container(fabric, container, operation, vms)`` one
-    container and ``list_vault(operation, vms)`` the whole vault (each listing returns its states and pages;
-    ``vms`` names the VMs waiting, for error messages; ``to_state`` converts a listed item, done only for
-    the items waited for). ``min_gap`` seconds at least between the starts of
-    two rounds, ``gap_per_request`` more per request the last round took, at most ``max_gap``; all on
-    ``clock``.
+    container and ``list_vault(operation, vms)`` the whole vault (each listing returns the SDK's items and
+    its pages; ``vms`` names the VMs waiting, for error messages; ``to_state`` converts a listed item, done
+    only for the items waited for). ``min_gap`` seconds at least between the starts of two rounds,
+    ``gap_per_request`` more per request the last round took, at most ``max_gap``; all on ``clock``.
     """
 
     def __init__(
