@@ -51,7 +51,9 @@ class DiscoveryMixin(AsrBase):
 
     def _list_vault_pages(self, operation: str, vm: str) -> tuple[list[Any], int]:
         """One listing of every protected item of the vault: the SDK's items and the pages it took."""
-        return self._list_pages(vm, operation, self._sdk.replication_protected_items.list)
+        models, pages = self._list_pages(vm, operation, self._sdk.replication_protected_items.list)
+        self._reads.costs.learn_vault(len(models), pages)
+        return models, pages
 
     def list_items(self, *, vm: str = "(all)") -> list[ItemState]:
         """Every protected item of the vault, one listing per container."""

@@ -93,8 +93,9 @@ class SharedReads:
     ``get(ref, operation)`` reads one item, ``list_container(fabric, container, operation, vms)`` one
     container and ``list_vault(operation, vms)`` the whole vault (each listing returns the SDK's items and
     its pages; ``vms`` names the VMs waiting, for error messages; ``to_state`` converts a listed item, done
-    only for the items waited for). ``min_gap`` seconds at least between the starts of two rounds,
-    ``gap_per_request`` more per request the last round took, at most ``max_gap``; all on ``clock``.
+    only for the items waited for; the listings record their pages in :attr:`costs`). ``min_gap`` seconds
+    at least between the starts of two rounds, ``gap_per_request`` more per request the last round took, at
+    most ``max_gap``; all on ``clock``.
     """
 
     def __init__(
@@ -182,12 +183,10 @@ class SharedReads:
         names = [ref.vm for ref in want]
         label = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
         listings: list[Listing] = []
-        if whole_vault:
+        if whole_vault:  # (the listing functions teach ``self.costs`` what they took)
             listings.append(self._list_vault(operation, label))
-            self.costs.learn_vault(len(listings[-1][0]), listings[-1][1])
         for fabric, container in containers:
             listings.append(self._list_container(fabric, container, operation, label))
-            self.costs.learn_container((fabric, container), len(listings[-1][0]), listings[-1][1])
         for models, _pages in listings:
             for model in models:
                 key = (getattr(model, "name", None) or "").lower()

@@ -392,6 +392,23 @@ class Api:
                     )
                 return Response(exc.status, shapes.error(exc.code, exc.message, exc.details))
 
+    def _compute_refusal(self, query: dict) -> Response | None:
+        """What a compute request is answered instead of its resource: a wrong api-version, or a fault."""
+        if query.get("api-version") != compute.COMPUTE_API_VERSION:
+            return Response(
+                400,
+                shapes.error(
+                    "InvalidApiVersionParameter",
+                    f"api-version {query.get('api-version')!r} is not supported for Microsoft.Compute here; "
+                    f"use {compute.COMPUTE_API_VERSION}",
+                ),
+            )
+        fault = self.injector.draw()
+        if fault:
+            headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
+            return Response(fault.status, shapes.error(fault.code, fault.message), headers)
+        return None
+
     def _compute_vms(self, m: re.Match, query: dict, base: str, path: str) -> Response:
         """``VirtualMachines_ListAll`` with ``statusOnly=true``: every Azure VM of the subscription with its
         instance view (power state), in pages."""
@@ -399,20 +416,15 @@ class Api:
             return Response(
                 404, shapes.error("SubscriptionNotFound", f"Subscription {m.group('sub')} not found")
             )
-        if query.get("api-version") != compute.COMPUTE_API_VERSION:
-            return Response(
-                400, shapes.error("InvalidApiVersionParameter", f"api-version {query.get('api-version')!r}")
-            )
         if (query.get("statusOnly") or "").lower() != "true":
             return Response(400, shapes.error("InvalidParameter", "only statusOnly=true listings are served"))
         try:
             skip = int(query.get("skipToken") or 0)
         except ValueError:
             return Response(400, shapes.error("InvalidSkipToken", "skipToken must be an integer"))
-        fault = self.injector.draw()
-        if fault:
-            headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
-            return Response(fault.status, shapes.error(fault.code, fault.message), headers)
+        refused = self._compute_refusal(query)
+        if refused is not None:
+            return refused
         with self.engine.lock:
             self.engine.tick()
             vms = sorted(compute.azure_vms(self.engine).items())[skip : skip + self.page_size + 1]
@@ -442,22 +454,12 @@ class Api:
                     "ResourceGroupNotFound", f"Resource group '{m.group('rg')}' could not be found."
                 ),
             )
-        if query.get("api-version") != compute.COMPUTE_API_VERSION:
-            return Response(
-                400,
-                shapes.error(
-                    "InvalidApiVersionParameter",
-                    f"api-version {query.get('api-version')!r} is not supported for Microsoft.Compute here; "
-                    f"use {compute.COMPUTE_API_VERSION}",
-                ),
-            )
         expand = query.get("$expand")
         if expand not in (None, "instanceView"):
             return Response(400, shapes.error("InvalidParameter", f"$expand {expand!r} is not supported"))
-        fault = self.injector.draw()
-        if fault:
-            headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
-            return Response(fault.status, shapes.error(fault.code, fault.message), headers)
+        refused = self._compute_refusal(query)
+        if refused is not None:
+            return refused
         with self.engine.lock:
             self.engine.tick()
             found = compute.azure_vms(self.engine).get(name.lower())
